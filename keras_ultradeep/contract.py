@@ -1,0 +1,277 @@
+"""The keras.applications contract, written once for every model.
+
+A model file describes only its architecture: a ``features(inputs) -> tensor``
+function. :func:`application` does the rest the way keras.applications does it:
+argument validation (all of it before any layer is built), the input-shape
+rules, the input tensor, the classification head or pooling, the model and
+its weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from keras_ultradeep import weights as weights_lib
+
+__all__ = [
+    "application",
+    "obtain_input_shape",
+    "classifier_head",
+    "pretrained_option",
+    "preprocess_input",
+    "decode_predictions",
+]
+
+POOLING_VALUES = (None, "avg", "max")
+PREPROCESS_MODES = ("caffe", "tf", "torch")
+
+
+def _check_bool(value, argument):
+    if not isinstance(value, bool):
+        raise TypeError(f"{argument}: expected True or False, got {value!r}")
+
+
+def _check_positive_int(value, argument):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
+
+
+def _resolve_weights(model_name, weights):
+    """``None``, a manifest entry or a local weights path; validates only."""
+    if weights is None:
+        return None
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    tags = weights_lib.pretrained_tags(model_name)
+    if not isinstance(weights, str):
+        raise TypeError(
+            "weights: expected None, a pretrained tag "
+            f"{tags if tags else '(none for this model)'} or a file path, got {weights!r}"
+        )
+    if weights in tags:
+        return weights_lib.find_entry(model_name, weights)
+    if os.path.isfile(weights):
+        if not weights.lower().endswith(weights_lib.KERAS_WEIGHT_SUFFIXES):
+            raise ValueError(
+                f"weights: expected a Keras weights file ending in "
+                f"{', '.join(weights_lib.KERAS_WEIGHT_SUFFIXES)}, got {weights!r}; "
+                "convert a timm/torchvision checkpoint first with "
+                "`keras-ultradeep convert` or keras_ultradeep.convert.convert_checkpoint"
+            )
+        return Path(weights)
+    available = ", ".join(repr(t) for t in tags) if tags else f"none for {model_name!r}"
+    raise ValueError(
+        "weights: expected None (random initialization), a pretrained tag "
+        f"(available: {available}) or the path to an existing weights file; "
+        f"got {weights!r}"
+    )
+
+
+def _check_classifier_activation(classifier_activation, pretrained_top):
+    if classifier_activation is not None and not (
+        isinstance(classifier_activation, str) or callable(classifier_activation)
+    ):
+        raise TypeError(
+            "classifier_activation: expected None, an activation name or a callable, "
+            f"got {classifier_activation!r}"
+        )
+    if isinstance(classifier_activation, str):
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError:
+            raise ValueError(
+                f"classifier_activation: unknown activation {classifier_activation!r}"
+            ) from None
+    if pretrained_top and classifier_activation not in (None, "softmax", keras.activations.softmax):
+        raise ValueError(
+            "classifier_activation: only None and 'softmax' are allowed with pretrained "
+            f"weights and include_top=True, got {classifier_activation!r}"
+        )
+
+
+def obtain_input_shape(input_shape, *, default_size, min_size, require_flatten, pretrained):
+    """keras.applications' input-shape rules (channels_last).
+
+    Without an ``input_shape`` the default is ``(default_size, default_size,
+    3)`` when the head needs a static shape or weights are pretrained, else
+    ``(None, None, 3)``. Pretrained weights need 3 channels, and with the top
+    the default size exactly. Sides must be at least ``min_size``.
+    """
+    if input_shape is None:
+        if require_flatten:
+            return (default_size, default_size, 3)
+        return (None, None, 3)
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(
+            "input_shape: expected a tuple of three integers (height, width, channels), "
+            f"got {input_shape!r}"
+        )
+    input_shape = tuple(input_shape)
+    for dim in input_shape:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(
+                f"input_shape: expected positive integers or None, got {input_shape!r}"
+            )
+    height, width, channels = input_shape
+    if channels is None:
+        raise ValueError(f"input_shape: the channel dimension must be set, got {input_shape!r}")
+    if pretrained and channels != 3:
+        raise ValueError(
+            f"input_shape: pretrained weights need 3 input channels, got {input_shape!r}"
+        )
+    default_shape = (default_size, default_size, 3)
+    if pretrained and require_flatten and input_shape != default_shape:
+        raise ValueError(
+            f"input_shape: with pretrained weights and include_top=True it must be "
+            f"{default_shape}, got {input_shape!r}"
+        )
+    if any(side is not None and side < min_size for side in (height, width)):
+        raise ValueError(
+            f"input_shape: height and width must be at least {min_size}, got {input_shape!r}"
+        )
+    if require_flatten and None in input_shape:
+        raise ValueError(
+            f"input_shape: include_top=True needs a static input shape, got {input_shape!r}"
+        )
+    return input_shape
+
+
+def _input_tensor_shape(input_tensor, input_shape):
+    if not keras.backend.is_keras_tensor(input_tensor):
+        raise TypeError(
+            "input_tensor: expected a Keras tensor such as keras.Input(shape=(224, 224, 3)), "
+            f"got {type(input_tensor).__name__}"
+        )
+    if len(input_tensor.shape) != 4:
+        raise ValueError(
+            "input_tensor: expected a 4D tensor (batch, height, width, channels), "
+            f"got shape {tuple(input_tensor.shape)}"
+        )
+    tensor_shape = tuple(input_tensor.shape[1:])
+    if input_shape is not None and tuple(input_shape) != tensor_shape:
+        raise ValueError(
+            f"input_shape: {tuple(input_shape)!r} disagrees with input_tensor's shape "
+            f"{tensor_shape!r}; pass one of them"
+        )
+    return tensor_shape
+
+
+def classifier_head(x, *, include_top, pooling, classes, classifier_activation):
+    """keras.applications' head: global average pool and a Dense classifier.
+
+    Without the top, ``pooling`` "avg"/"max" adds a global pool, ``None``
+    returns the last feature map.
+    """
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def application(
+    features,
+    *,
+    model_name,
+    default_size,
+    min_size,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    head=classifier_head,
+):
+    """Builds a keras.applications-style model around ``features``.
+
+    Args:
+        features: ``features(inputs) -> tensor``, the architecture's body.
+        model_name: the registry name, used to look up pretrained weights.
+        default_size, min_size: the input-shape rules of this architecture.
+        head: ``head(x, include_top=, pooling=, classes=, classifier_activation=)``;
+            the keras.applications head by default.
+        The other arguments are keras.applications' own.
+    """
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            f"{model_name} supports only the 'channels_last' image data format, "
+            f"got {keras.config.image_data_format()!r}"
+        )
+    _check_bool(include_top, "include_top")
+    if pooling not in POOLING_VALUES:
+        raise ValueError(f"pooling: expected None, 'avg' or 'max', got {pooling!r}")
+    _check_positive_int(classes, "classes")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+    resolved = _resolve_weights(model_name, weights)
+    pretrained = isinstance(resolved, weights_lib.WeightsEntry)
+    if pretrained and include_top and classes != resolved.classes:
+        raise ValueError(
+            f"classes: weights={weights!r} with include_top=True has {resolved.classes} "
+            f"classes, got classes={classes}"
+        )
+    _check_classifier_activation(classifier_activation, pretrained and include_top)
+    if input_tensor is not None:
+        input_shape = _input_tensor_shape(input_tensor, input_shape)
+    input_shape = obtain_input_shape(
+        input_shape,
+        default_size=default_size,
+        min_size=min_size,
+        require_flatten=include_top,
+        pretrained=pretrained,
+    )
+
+    if input_tensor is None:
+        inputs = img_input = keras.Input(shape=input_shape)
+    else:
+        img_input = input_tensor
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    x = features(img_input)
+    x = head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    model = keras.Model(inputs, x, name=name)
+
+    if pretrained:
+        path = weights_lib.fetch(resolved, model, include_top)
+        weights_lib.load_weights_file(model, path)
+    elif resolved is not None:
+        weights_lib.load_weights_file(model, resolved)
+    return model
+
+
+def pretrained_option(model_name, weights, key, default):
+    """An architecture option that a pretrained checkpoint was trained with.
+
+    timm and keras.applications sometimes differ in details that are not
+    weights (BatchNorm epsilon, say); the manifest entry records them under
+    ``architecture`` and a builder uses this when the user leaves the option
+    unset.
+    """
+    entry = weights_lib.find_entry(model_name, weights) if isinstance(weights, str) else None
+    return entry.architecture.get(key, default) if entry is not None else default
+
+
+def preprocess_input(x, data_format=None, *, mode):
+    """keras.applications' ``preprocess_input`` for ``mode`` caffe/tf/torch."""
+    if mode not in PREPROCESS_MODES:
+        raise ValueError(f"mode: expected one of {PREPROCESS_MODES}, got {mode!r}")
+    return keras.applications.imagenet_utils.preprocess_input(x, data_format=data_format, mode=mode)
+
+
+def decode_predictions(preds, top=5):
+    """Decodes ImageNet predictions: a list of ``(class_id, name, score)`` per sample."""
+    return keras.applications.imagenet_utils.decode_predictions(preds, top=top)

@@ -1,0 +1,114 @@
+"""The model registry: ``register``, ``list_models`` and ``create_model``.
+
+Every public builder is registered under a snake_case name (timm's naming, e.g.
+``densenet121``, ``densenet_bc100_k12``). A registered variant is a builder plus
+the keyword arguments that make it that variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+from typing import Any, Callable
+
+__all__ = ["ModelEntry", "register", "list_models", "create_model", "model_entry"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: its builder and the arguments that define it."""
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    default_size: int
+    min_size: int
+    kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def build(self, **kwargs):
+        return self.builder(**{**self.kwargs, **kwargs})
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_MODELS_PACKAGE = "keras_ultradeep.models"  # importing it registers every family
+
+
+def _registry():
+    importlib.import_module(_MODELS_PACKAGE)
+    return _REGISTRY
+
+
+def register(name, builder, /, *, family, default_size, min_size, **kwargs):
+    """Registers ``builder`` (called with ``kwargs``) under ``name``."""
+    if name in _REGISTRY:
+        raise ValueError(f"model name {name!r} is already registered")
+    _REGISTRY[name] = ModelEntry(
+        name=name,
+        builder=builder,
+        family=family,
+        default_size=default_size,
+        min_size=min_size,
+        kwargs=dict(kwargs),
+    )
+    return builder
+
+
+def _unknown_name_error(name):
+    close = difflib.get_close_matches(name, list(_registry()), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(
+        f"name: unknown model {name!r}.{hint} "
+        "Use keras_ultradeep.list_models() to see every registered name."
+    )
+
+
+def model_entry(name) -> ModelEntry:
+    """The registry entry for ``name``; a ``ValueError`` suggests close names."""
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a model name string, got {type(name).__name__}")
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise _unknown_name_error(name) from None
+
+
+def list_models(pattern="*", weights=None):
+    """Sorted registered names matching ``pattern`` (fnmatch wildcards).
+
+    Args:
+        pattern: a wildcard pattern such as ``"densenet*"``.
+        weights: ``None``/``False`` lists every model; ``True`` only models
+            with pretrained weights; a tag string (e.g. ``"imagenet"``) only
+            models that have weights under that tag.
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern: expected a wildcard string, got {type(pattern).__name__}")
+    if weights not in (None, False, True) and not isinstance(weights, str):
+        raise TypeError(
+            f"weights: expected None, True or a weights tag string, got {weights!r}"
+        )
+    names = sorted(n for n in _registry() if fnmatch.fnmatchcase(n, pattern))
+    if weights is None or weights is False:
+        return names
+    from keras_ultradeep import weights as weights_lib  # lazy: reads the manifest
+
+    def keep(name):
+        tags = weights_lib.pretrained_tags(name)
+        return bool(tags) if weights is True else weights in tags
+
+    return [n for n in names if keep(n)]
+
+
+def create_model(name, **kwargs):
+    """Builds the registered model ``name`` with ``kwargs`` overriding its defaults.
+
+    ``name`` may carry a weights tag the way timm names do
+    (``"densenet121.tv_in1k"``); it then defaults ``weights`` to that tag.
+    """
+    if isinstance(name, str) and "." in name and name not in _registry():
+        name, tag = name.split(".", 1)
+        model_entry(name)
+        kwargs.setdefault("weights", tag)
+    return model_entry(name).build(**kwargs)
