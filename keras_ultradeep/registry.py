@@ -101,7 +101,7 @@ def list_models(pattern="*", weights=None):
     return [n for n in names if keep(n)]
 
 
-def create_model(name, **kwargs):
+def create_model(name, /, **kwargs):
     """Builds the registered model ``name`` with ``kwargs`` overriding its defaults.
 
     ``name`` may carry a weights tag the way timm names do

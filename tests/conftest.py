@@ -28,3 +28,42 @@ def _isolated_keras_home(tmp_path, monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+class _CountingHandler(__import__("http.server").server.SimpleHTTPRequestHandler):
+    requests = None  # set per server
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """Serves a folder on 127.0.0.1 (an ephemeral port) and records each request path.
+
+    Yields ``(root, url_of, requests)``: put files in ``root``; ``url_of(name)``
+    is the URL of one.
+    """
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    requests = []
+    handler = type("Handler", (_CountingHandler,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address
+    try:
+        yield root, (lambda name: f"http://{host}:{port}/{name}"), requests
+    finally:
+        server.shutdown()
+        server.server_close()
