@@ -1,0 +1,288 @@
+"""The ``keras-ultradeep`` command line (also ``python -m keras_ultradeep``).
+
+    keras-ultradeep list [PATTERN] [--weights] [--no-params]
+    keras-ultradeep summary MODEL [--input-size N] [--model-arg KEY=VALUE ...]
+    keras-ultradeep train MODEL --dataset NAME --epochs N --batch-size B --output DIR
+    keras-ultradeep export MODEL_FILE --format saved_model --output PATH [--overwrite]
+    keras-ultradeep convert MODEL CHECKPOINT OUTPUT
+
+Each command parses its arguments and calls the library (registry, training,
+export, convert); Keras and TensorFlow are imported only inside commands, so
+``--help`` is instant. A bad argument prints ``error: ...`` naming it and
+exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+
+__all__ = ["main", "build_parser"]
+
+USAGE_ERROR = 2
+FAILURE = 1
+
+
+class _UserError(Exception):
+    """A message for the user and the exit status that goes with it."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def _model_arg(text):
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY an argument name, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # not a Python literal: a plain string such as avg or imagenet
+
+
+def _model_kwargs(pairs):
+    kwargs = {}
+    for key, value in pairs or ():
+        if key in kwargs:
+            raise _UserError(f"--model-arg: {key!r} is given twice", USAGE_ERROR)
+        kwargs[key] = value
+    return kwargs
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _list(args):
+    import keras
+
+    from keras_ultradeep import registry, weights
+    from keras_ultradeep.training.fit import parameter_counts
+
+    names = registry.list_models(args.pattern, weights=True if args.weights else None)
+    if not names:
+        which = "with pretrained weights " if args.weights else ""
+        raise _UserError(f"PATTERN: no registered model {which}matches {args.pattern!r}", FAILURE)
+    width = max(len("NAME"), *map(len, names))
+    print(f"{'NAME':<{width}}  {'PARAMS':>12}  {'TRAINABLE':>12}  {'INPUT':>7}  {'MIN':>3}  WEIGHTS")
+    for name in names:
+        entry = registry.model_entry(name)
+        total = trainable = "-"
+        if args.params:
+            # The count at the smallest input: the head needs a static shape, and
+            # the parameters do not depend on the input size.
+            side = entry.min_size
+            counts = parameter_counts(entry.build(weights=None, input_shape=(side, side, 3)))
+            total, trainable = f"{counts['total']:,}", f"{counts['trainable']:,}"
+            keras.backend.clear_session()
+        tags = ", ".join(weights.pretrained_tags(name)) or "-"
+        size = f"{entry.default_size}x{entry.default_size}"
+        print(
+            f"{name:<{width}}  {total:>12}  {trainable:>12}  {size:>7}  {entry.min_size:>3}  {tags}",
+            flush=True,  # building every model takes a while; show each row as it comes
+        )
+
+
+def _summary(args):
+    from keras_ultradeep import registry
+    from keras_ultradeep.training.fit import parameter_counts
+
+    entry = registry.model_entry(args.model_name)
+    kwargs = {"weights": None, **_model_kwargs(args.model_kwargs)}
+    if "input_shape" not in kwargs:
+        side = args.input_size or entry.default_size
+        kwargs["input_shape"] = (side, side, 3)
+    elif args.input_size is not None:
+        raise _UserError("--input-size: give either --input-size or --model-arg input_shape=...", USAGE_ERROR)
+    model = registry.create_model(args.model_name, **kwargs)
+    model.summary()
+    counts = parameter_counts(model)
+    print(
+        f"Parameters: {counts['total']:,} total, {counts['trainable']:,} trainable, "
+        f"{counts['non_trainable']:,} non-trainable"
+    )
+
+
+def _train(args):
+    from keras_ultradeep.training import fit
+
+    recipe = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    fit.train(
+        args.model_name,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        output=args.output,
+        seed=args.seed,
+        input_size=args.input_size,
+        model_kwargs=_model_kwargs(args.model_kwargs),
+        data_dir=args.data_dir,
+        **recipe,
+    )
+
+
+def _export(args):
+    from keras_ultradeep import export
+
+    try:
+        difference = export.export_model(
+            args.model_file,
+            args.output,
+            format=args.format,
+            overwrite=args.overwrite,
+            verify=not args.no_verify,
+        )
+    except export.ExportVerificationError as error:
+        raise _UserError(str(error), FAILURE) from None
+    print(f"Exported {args.model_file} to {args.output} ({args.format}).")
+    if difference is not None:
+        print(
+            f"Verified: max abs difference from the Keras model on a random batch: {difference:.3g} "
+            f"(tolerance {export.VERIFY_TOLERANCE:g})"
+        )
+
+
+def _convert(args):
+    from keras_ultradeep.convert import convert_checkpoint
+
+    path = convert_checkpoint(
+        args.model_name, args.checkpoint, args.output, **_model_kwargs(args.model_kwargs)
+    )
+    print(f"Wrote {path}")
+
+
+# ------------------------------------------------------------------------ parser
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that remembers how each of its arguments is spelled,
+    so a library error about ``batch_size`` can name ``--batch-size``."""
+
+    def __init__(self, *args, **kwargs):
+        self.spellings = {}  # before ArgumentParser adds --help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.spellings[action.dest] = (
+            action.option_strings[-1] if action.option_strings else action.metavar or action.dest
+        )
+        return action
+
+    def spell(self, message):
+        """``message`` with a leading ``argument:`` spelled the command line's way."""
+        argument, sep, rest = message.partition(": ")
+        if argument == "name":  # the registry's name for the model
+            argument = "model_name"
+        return f"{self.spellings[argument]}: {rest}" if sep and argument in self.spellings else message
+
+
+def _command(commands, name, run, **kwargs):
+    parser = commands.add_parser(name, **kwargs)
+    parser.set_defaults(run=run, command_parser=parser)
+    return parser
+
+
+def _model_arg_option(parser):
+    parser.add_argument(
+        "--model-arg",
+        dest="model_kwargs",
+        metavar="KEY=VALUE",
+        type=_model_arg,
+        action="append",
+        help="a model argument, repeatable (e.g. --model-arg depth=10); VALUE is a Python "
+        "literal, anything else a string",
+    )
+
+
+def build_parser():
+    from keras_ultradeep import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="keras-ultradeep",
+        description="The keras_ultradeep model zoo: list, inspect, train, export and convert models.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+
+    sub = _command(commands, "list", _list, help="the registered models, their sizes and weights")
+    sub.add_argument("pattern", metavar="PATTERN", nargs="?", default="*", help="a wildcard such as 'densenet*'")
+    sub.add_argument("--weights", action="store_true", help="only models with pretrained weights")
+    sub.add_argument(
+        "--no-params",
+        dest="params",
+        action="store_false",
+        help="skip the parameter counts (they build every model, which takes a while)",
+    )
+
+    sub = _command(commands, "summary", _summary, help="a model's layers and parameter counts")
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("--input-size", type=int, help="the input side (default: the model's default size)")
+    _model_arg_option(sub)
+
+    sub = _command(
+        commands,
+        "train",
+        _train,
+        help="train a model; rerun the same command to resume an interrupted run",
+        description="Trains MODEL with Keras fit into DIR (model.keras, metrics.json, log.csv, "
+        "checkpoints/). Running it again resumes an interrupted run; a finished run is not retrained.",
+    )
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("--dataset", required=True, help="'digits' (offline) or a TensorFlow Datasets name")
+    sub.add_argument("--epochs", required=True, type=int)
+    sub.add_argument("--batch-size", required=True, type=int)
+    sub.add_argument("--output", required=True, metavar="DIR", help="the run folder")
+    sub.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (default 0.003)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--input-size", type=int, help="the image side (default: the dataset's, at least the model's minimum)"
+    )
+    sub.add_argument("--data-dir", help="TensorFlow Datasets' data folder")
+    _model_arg_option(sub)
+
+    sub = _command(commands, "export", _export, help="export a .keras model for serving, verified")
+    sub.add_argument("model_file", metavar="MODEL_FILE")
+    sub.add_argument("--format", default="saved_model", help="saved_model (the default)")
+    sub.add_argument("--output", required=True, metavar="PATH")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing PATH")
+    sub.add_argument("--no-verify", action="store_true", help="skip running the export against the model")
+
+    sub = _command(commands, "convert", _convert, help="convert a timm/torchvision checkpoint to Keras weights")
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("checkpoint", metavar="CHECKPOINT")
+    sub.add_argument("output", metavar="OUTPUT")
+    _model_arg_option(sub)
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    prog = args.command_parser.prog
+    try:
+        args.run(args)
+    except _UserError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.status
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        print(f"{prog}: error: {args.command_parser.spell(str(error))}", file=sys.stderr)
+        return USAGE_ERROR
+    except ImportError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return FAILURE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
