@@ -234,7 +234,9 @@ def application(
         inputs = img_input = keras.Input(shape=input_shape)
     else:
         img_input = input_tensor
-        inputs = keras.utils.get_source_inputs(input_tensor)
+        sources = keras.utils.get_source_inputs(input_tensor)
+        # One source: the model takes a tensor, not a one-element list.
+        inputs = sources[0] if len(sources) == 1 else sources
     x = features(img_input)
     x = head(
         x,

@@ -79,7 +79,7 @@ def test_no_top_pooling(name, rng):
     }
     pooled["max"].set_weights(pooled["avg"].get_weights())
     # The feature map under the pooling layer, without building a third model.
-    features = keras.Model(pooled["avg"].inputs, pooled["avg"].layers[-2].output)
+    features = keras.Model(pooled["avg"].input, pooled["avg"].layers[-2].output)
     x = _batch(rng, 2 * size, 3)  # a dynamic input shape takes any size above the minimum
     fmap = keras.ops.convert_to_numpy(features(x, training=False))
     assert fmap.ndim == 4
