@@ -255,6 +255,57 @@ def application(
     return model
 
 
+KERAS_ARGUMENTS = (
+    "include_top",
+    "weights",
+    "input_tensor",
+    "input_shape",
+    "pooling",
+    "classes",
+    "classifier_activation",
+    "name",
+)
+
+
+def keras_arguments(namespace):
+    """keras.applications' arguments picked from a builder's ``locals()``, to
+    pass on to :func:`application` unchanged."""
+    return {key: namespace[key] for key in KERAS_ARGUMENTS}
+
+
+def variant_builder(family_builder, variant, title, config, *, default_weights=None, doc=None):
+    """A public builder for one row of a family's variant table.
+
+    It takes keras.applications' arguments (``weights`` defaulting to
+    ``default_weights``, ``name`` to ``variant``) and any further knob of
+    ``family_builder`` except those ``config`` fixes, and calls
+    ``family_builder(**config, ...)``.
+    """
+
+    def builder(
+        include_top=True,
+        weights=default_weights,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        name=variant,
+        **knobs,
+    ):
+        fixed = sorted(set(knobs) & set(config))
+        if fixed:
+            raise TypeError(
+                f"{fixed[0]}: {variant} fixes it to {config[fixed[0]]!r}; build other "
+                f"configurations with {family_builder.__name__}(...)"
+            )
+        return family_builder(**config, **keras_arguments(locals()), **knobs)
+
+    builder.__name__ = builder.__qualname__ = title
+    builder.__doc__ = doc or f"{title}: ``{family_builder.__name__}`` with {config}."
+    return builder
+
+
 def pretrained_option(model_name, weights, key, default):
     """An architecture option that a pretrained checkpoint was trained with.
 

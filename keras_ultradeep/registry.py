@@ -13,7 +13,7 @@ import fnmatch
 import importlib
 from typing import Any, Callable
 
-__all__ = ["ModelEntry", "register", "list_models", "create_model", "model_entry"]
+__all__ = ["ModelEntry", "register", "register_variants", "list_models", "create_model", "model_entry"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,14 @@ def register(name, builder, /, *, family, default_size, min_size, **kwargs):
         kwargs=dict(kwargs),
     )
     return builder
+
+
+def register_variants(variants, /, *, family, default_size, min_size):
+    """Registers each ``{name: (builder, kwargs)}``; the builder also gets ``name=name``."""
+    for name, (builder, kwargs) in variants.items():
+        register(
+            name, builder, family=family, default_size=default_size, min_size=min_size, name=name, **kwargs
+        )
 
 
 def _unknown_name_error(name):

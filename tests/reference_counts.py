@@ -9,9 +9,12 @@ KERAS_TOTAL = {
     "densenet121": 8_062_504,
     "densenet169": 14_307_880,
     "densenet201": 20_242_984,
+    "resnet50_keras": 25_636_712,
+    "resnet101_keras": 44_707_176,
+    "resnet152_keras": 60_419_944,
 }
 
-# Exact trainable counts: torchvision's (DenseNet-121/169/201/161) and the
+# Exact trainable counts: torchvision's (DenseNet-121/169/201/161, ResNets) and the
 # paper's DenseNet-BC (L=100, k=12) with 10 classes.
 TRAINABLE = {
     "densenet121": 7_978_856,
@@ -19,6 +22,17 @@ TRAINABLE = {
     "densenet201": 20_013_928,
     "densenet161": 28_681_000,
     "densenet_bc100_k12": 769_162,
+    # torchvision's documented counts (timm's models are the same networks).
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnext101_64x4d": 83_455_272,
 }
 
 # The DenseNet paper's Table 2, in millions, rounded to 0.1M (10 classes).

@@ -163,7 +163,7 @@ def test_convert(tmp_path, capsys):
          "--format: expected one of 'saved_model'"),
         (["convert", "densenet121", "{tmp}/missing.safetensors", "{tmp}/out.weights.h5"], 2,
          "CHECKPOINT: no such file"),
-        (["list", "resnet*"], 1, "PATTERN: no registered model matches 'resnet*'"),
+        (["list", "nosuchnet*"], 1, "PATTERN: no registered model matches 'nosuchnet*'"),
     ],
 )
 def test_errors_name_the_argument(argv, status, message, tmp_path, capsys):

@@ -23,6 +23,9 @@ __all__ = ["load_state_dict", "convert_into", "convert_checkpoint", "families"]
 # Registry family -> its mapping module, imported on first use.
 _FAMILIES = {
     "densenet": "keras_ultradeep.convert.densenet",
+    "resnet": "keras_ultradeep.convert.resnet",
+    "drn_a": "keras_ultradeep.convert.resnet",  # DRN-A-50 takes ResNet-50's tensors unchanged
+    "resnet_v2": "keras_ultradeep.convert.resnet_v2",
 }
 
 

@@ -13,6 +13,8 @@ A family module provides:
   (``"features.conv0"``) of a Keras layer that has weights.
 * ``rename_key(key) -> str`` (optional): maps older spellings of a key
   (torchvision's) to the current one.
+* ``adapt_tensor(key, value) -> array`` (optional): reshapes a tensor whose
+  PyTorch layer differs in form from ours (a 1x1-conv classifier for a Dense).
 * ``ARCHITECTURE`` (optional): builder options the checkpoints were trained
   with that are not weights, e.g. PyTorch's BatchNorm epsilon.
 """
@@ -151,8 +153,11 @@ def register_layout(layer_class, layout):
 def _layout(layer):
     import keras
 
+    from keras_ultradeep.layers import GroupedConv2D
+
     builtin = [
         (keras.layers.Conv2D, _CONV),
+        (GroupedConv2D, _CONV),  # Keras Conv2D(groups=...)'s kernel layout
         (keras.layers.Dense, _DENSE),
         (keras.layers.BatchNormalization, _BATCH_NORM),
     ]
@@ -190,9 +195,11 @@ def plan_assignment(model, state_dict, family):
     model has no head.
     """
     rename = getattr(family, "rename_key", lambda key: key)
+    adapt = getattr(family, "adapt_tensor", lambda key, value: value)
     state = {}
     for key, value in state_dict.items():
-        state[rename(key)] = value
+        key = rename(key)
+        state[key] = adapt(key, value)
 
     plan, used, missing, mismatched = [], set(), [], []
     has_head = False

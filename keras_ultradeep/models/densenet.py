@@ -233,64 +233,25 @@ def DenseNet(
         model_name=model_name,
         default_size=IMAGENET_DEFAULT_SIZE,
         min_size=IMAGENET_MIN_SIZE,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
+        **contract.keras_arguments(locals()),
     )
 
 
 def _imagenet_builder(variant, default_weights):
     config = IMAGENET_VARIANTS[variant]
-
-    def builder(
-        include_top=True,
-        weights=default_weights,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        name=variant,
-        *,
-        dropout_rate=0.0,
-        batch_norm_epsilon=None,
-    ):
-        return DenseNet(
-            config["blocks"],
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name,
-            growth_rate=config["growth_rate"],
-            stem_filters=config["stem_filters"],
-            dropout_rate=dropout_rate,
-            batch_norm_epsilon=batch_norm_epsilon,
-        )
-
     title = "DenseNet" + variant.removeprefix("densenet")
-    builder.__name__ = builder.__qualname__ = title
-    builder.__doc__ = (
-        f"{title}: dense blocks {list(config['blocks'])}, growth rate "
-        f"{config['growth_rate']}, {config['stem_filters']}-map stem.\n\n"
-        "Takes keras.applications' arguments; ``dropout_rate`` adds dropout after\n"
-        "each conv and ``batch_norm_epsilon`` overrides the BatchNorm epsilon\n"
-        "(None: the checkpoint's own, keras.applications' 1.001e-5 otherwise)."
+    builder = contract.variant_builder(
+        DenseNet, variant, title, config, default_weights=default_weights,
+        doc=(
+            f"{title}: dense blocks {list(config['blocks'])}, growth rate "
+            f"{config['growth_rate']}, {config['stem_filters']}-map stem.\n\n"
+            "Takes keras.applications' arguments and :func:`DenseNet`'s other knobs\n"
+            "(``dropout_rate``, ``batch_norm_epsilon``: None for the checkpoint's own,\n"
+            "keras.applications' 1.001e-5 otherwise)."
+        ),
     )
     registry.register(
-        variant,
-        builder,
-        family="densenet",
-        default_size=IMAGENET_DEFAULT_SIZE,
-        min_size=IMAGENET_MIN_SIZE,
+        variant, builder, family="densenet", default_size=IMAGENET_DEFAULT_SIZE, min_size=IMAGENET_MIN_SIZE
     )
     return builder
 
@@ -395,27 +356,16 @@ def DenseNetCIFAR(
         model_name="densenet_cifar",
         default_size=CIFAR_DEFAULT_SIZE,
         min_size=CIFAR_MIN_SIZE,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
+        **contract.keras_arguments(locals()),
     )
 
 
-for _variant, _config in CIFAR_VARIANTS.items():
-    registry.register(
-        _variant,
-        DenseNetCIFAR,
-        family="densenet_cifar",
-        default_size=CIFAR_DEFAULT_SIZE,
-        min_size=CIFAR_MIN_SIZE,
-        name=_variant,
-        **_config,
-    )
+registry.register_variants(
+    {variant: (DenseNetCIFAR, config) for variant, config in CIFAR_VARIANTS.items()},
+    family="densenet_cifar",
+    default_size=CIFAR_DEFAULT_SIZE,
+    min_size=CIFAR_MIN_SIZE,
+)
 
 
 # ------------------------------------------------------------------ preprocessing

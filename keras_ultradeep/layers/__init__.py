@@ -1,0 +1,17 @@
+"""Custom layers, each serializable under the ``keras_ultradeep`` package name.
+
+Model files only compose these; every layer has ``get_config`` and loads with
+``keras.models.load_model(..., safe_mode=True)``.
+"""
+
+from keras_ultradeep.layers.grouped_conv import GroupedConv2D
+from keras_ultradeep.layers.pooling import SymmetricMaxPooling2D
+from keras_ultradeep.layers.residual import StochasticDepth, ZeroPadShortcut, survival_probabilities
+
+__all__ = [
+    "GroupedConv2D",
+    "StochasticDepth",
+    "SymmetricMaxPooling2D",
+    "ZeroPadShortcut",
+    "survival_probabilities",
+]
