@@ -5,6 +5,7 @@
     keras-ultradeep train MODEL --dataset NAME --epochs N --batch-size B --output DIR
     keras-ultradeep export MODEL_FILE --format saved_model --output PATH [--overwrite]
     keras-ultradeep convert MODEL CHECKPOINT OUTPUT
+    keras-ultradeep bench MODEL --mode train|infer|build --batch-size B --steps N [--compare keras|timm]
 
 Each command parses its arguments and calls the library (registry, training,
 export, convert); Keras and TensorFlow are imported only inside commands, so
@@ -148,6 +149,47 @@ def _export(args):
         )
 
 
+def _bench(args):
+    import json
+
+    from keras_ultradeep import bench
+
+    result = bench.benchmark(
+        args.model_name,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        input_size=args.input_size,
+        jit_compile=args.jit_compile,
+        mixed_precision=args.mixed_precision,
+        compare=args.compare,
+        model_kwargs=_model_kwargs(args.model_kwargs),
+        rounds=args.rounds,
+    )
+
+    def show(label, figures):
+        ips = figures["images_per_sec"]
+        ips = f"{ips:10.1f}" if ips is not None else f"{'-':>10}"
+        print(f"{label:32s} {ips} {figures['peak_memory_mb']:12.1f} {figures['build_seconds']:9.2f}")
+
+    print(f"{args.model_name}: {args.mode}, batch {result['batch_size']}, "
+          f"{result['input_size']}x{result['input_size']}, {args.steps} steps"
+          f"{', XLA' if args.jit_compile else ''}{', mixed precision' if args.mixed_precision else ''}")
+    print(f"{'':32s} {'images/s':>10} {'peak MB':>12} {'build s':>9}")
+    show("keras_ultradeep " + args.model_name, result)
+    if "compare" in result:
+        reference = result["compare"]
+        show(reference["name"], reference)
+        ratio = reference["ratio"]
+        print(
+            "ratio (ours / reference): "
+            + ", ".join(f"{key} {value:.3f}" for key, value in ratio.items() if value is not None)
+        )
+    if args.json:
+        print(json.dumps(result))
+
+
 def _convert(args):
     from keras_ultradeep.convert import convert_checkpoint
 
@@ -254,6 +296,27 @@ def build_parser():
     sub.add_argument("--overwrite", action="store_true", help="replace an existing PATH")
     sub.add_argument("--no-verify", action="store_true", help="skip running the export against the model")
 
+    sub = _command(
+        commands,
+        "bench",
+        _bench,
+        help="throughput, peak memory and build time, optionally against keras.applications or timm",
+        description="Measures MODEL in worker processes (one per configuration, so peak memory is its "
+        "own); with --compare, the reference runs alternately with ours and the ratio is printed.",
+    )
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("--mode", choices=("train", "infer", "build"), default="train")
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    sub.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    sub.add_argument("--input-size", type=int, help="the image side (default: the model's default size)")
+    sub.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    sub.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (AMP for timm on GPU)")
+    sub.add_argument("--compare", choices=("keras", "timm"), help="also run the reference model")
+    sub.add_argument("--rounds", type=int, default=1, help="alternating rounds of ours and the reference")
+    sub.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+    _model_arg_option(sub)
+
     sub = _command(commands, "convert", _convert, help="convert a timm/torchvision checkpoint to Keras weights")
     sub.add_argument("model_name", metavar="MODEL")
     sub.add_argument("checkpoint", metavar="CHECKPOINT")
@@ -279,6 +342,9 @@ def main(argv=None):
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f"{prog}: error: {args.command_parser.spell(str(error))}", file=sys.stderr)
         return USAGE_ERROR
+    except RuntimeError as error:  # a benchmark worker failed; its stderr is in the message
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return FAILURE
     except ImportError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return FAILURE

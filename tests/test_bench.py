@@ -1,0 +1,78 @@
+"""The bench command: figures from worker processes, references, JSON, errors.
+
+Only that the figures exist and are sane is asserted here; no timing is.
+"""
+
+import json
+
+import pytest
+
+from keras_ultradeep import bench, cli
+
+TINY = ["--model-arg", "depth=10", "--model-arg", "growth_rate=4"]
+
+
+def _run(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_train_json(capsys):
+    status, out, err = _run(
+        capsys, "bench", "densenet40_k12", *TINY, "--mode", "train", "--batch-size", "4",
+        "--steps", "2", "--warmup", "1", "--json",
+    )
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["model"] == "densenet40_k12" and result["mode"] == "train"
+    assert result["input_size"] == 32 and result["model_kwargs"] == {"depth": 10, "growth_rate": 4}
+    assert result["images_per_sec"] > 0 and result["build_seconds"] > 0
+    assert result["peak_memory_mb"] > 100  # TensorFlow alone takes more
+    assert "compare" not in result
+    assert "keras_ultradeep densenet40_k12" in out
+
+
+def test_build_mode_has_no_throughput():
+    result = bench.benchmark("densenet40_k12", mode="build", model_kwargs={"depth": 10}, steps=1)
+    assert result["images_per_sec"] is None and result["build_seconds"] > 0
+
+
+def test_compare_keras(capsys):
+    status, out, err = _run(
+        capsys, "bench", "densenet121", "--mode", "infer", "--batch-size", "2", "--steps", "1",
+        "--warmup", "1", "--input-size", "32", "--compare", "keras", "--json",
+    )
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    reference = result["compare"]
+    assert reference["name"] == "keras:DenseNet121"
+    assert reference["images_per_sec"] > 0 and reference["peak_memory_mb"] > 100
+    ratio = reference["ratio"]["images_per_sec"]
+    assert ratio == pytest.approx(result["images_per_sec"] / reference["images_per_sec"])
+    assert "ratio (ours / reference)" in out
+
+
+@pytest.mark.torch
+def test_compare_timm():
+    result = bench.benchmark("resnet18", mode="train", batch_size=2, steps=1, warmup=1, input_size=32,
+                             compare="timm")
+    assert result["compare"]["name"] == "timm:resnet18"
+    assert result["compare"]["images_per_sec"] > 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["densenet40_k12", "--compare", "keras"], "--compare: keras.applications has no densenet40_k12"),
+        (["resnet50_keras", "--compare", "timm"], "--compare: resnet50_keras is not one of timm's models"),
+        (["densenet121", "--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),
+        (["densenet121", "--input-size", "4"], "--input-size: densenet121 needs at least 32, got 4"),
+        (["densenet121", "--warmup", "-1"], "--warmup: expected a non-negative integer"),
+        (["densenet12"], "MODEL: unknown model 'densenet12'"),
+    ],
+)
+def test_errors(capsys, argv, message):
+    status, _, err = _run(capsys, "bench", *argv)
+    assert status == 2
+    assert message in err, err
