@@ -58,6 +58,8 @@ _LAZY = {
     "drn": "keras_ultradeep.models.drn",
     "DRN": "keras_ultradeep.models.drn",
     "DRNA50": "keras_ultradeep.models.drn",
+    "highway": "keras_ultradeep.models.highway",
+    "HighwayNetCIFAR": "keras_ultradeep.models.highway",
     "layers": "keras_ultradeep.layers",
     "feature_extractor": "keras_ultradeep.features",
     "convert_checkpoint": "keras_ultradeep.convert",

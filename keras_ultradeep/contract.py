@@ -159,14 +159,18 @@ def _input_tensor_shape(input_tensor, input_shape):
     return tensor_shape
 
 
-def classifier_head(x, *, include_top, pooling, classes, classifier_activation):
-    """keras.applications' head: global average pool and a Dense classifier.
+def classifier_head(x, *, include_top, pooling, classes, classifier_activation, dropout_rate=0.0):
+    """keras.applications' head: global average pool and a Dense classifier
+    (with dropout between them where an architecture has it: pass
+    ``head=functools.partial(classifier_head, dropout_rate=...)``).
 
     Without the top, ``pooling`` "avg"/"max" adds a global pool, ``None``
     returns the last feature map.
     """
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout_rate:
+            x = keras.layers.Dropout(dropout_rate, name="head_drop")(x)
         return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
     if pooling == "avg":
         return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
