@@ -10,6 +10,7 @@ its weights.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import keras
@@ -179,6 +180,18 @@ def classifier_head(x, *, include_top, pooling, classes, classifier_activation, 
     return x
 
 
+# Keras maps (and saves and loads) a functional graph recursively, a frame or
+# two per block along the shortcuts: ResNet-1202 needs more than Python's
+# default of 1,000. The limit is process-wide and stays raised, so that the
+# model can be saved and loaded again later in the same process.
+MIN_RECURSION_LIMIT = 10_000
+
+
+def _ensure_recursion_limit():
+    if sys.getrecursionlimit() < MIN_RECURSION_LIMIT:
+        sys.setrecursionlimit(MIN_RECURSION_LIMIT)
+
+
 def application(
     features,
     *,
@@ -249,6 +262,7 @@ def application(
         classes=classes,
         classifier_activation=classifier_activation,
     )
+    _ensure_recursion_limit()
     model = keras.Model(inputs, x, name=name)
 
     if pretrained:

@@ -54,6 +54,9 @@ def _load(model_file):
     import keras
 
     import keras_ultradeep.models  # noqa: F401  (registers every family's layers for loading)
+    from keras_ultradeep.contract import _ensure_recursion_limit
+
+    _ensure_recursion_limit()  # loading a very deep model recurses as deep as building it
 
     try:
         return keras.models.load_model(model_file)

@@ -33,6 +33,13 @@ TRAINABLE = {
     "resnext50_32x4d": 25_028_904,
     "resnext101_32x8d": 88_791_336,
     "resnext101_64x4d": 83_455_272,
+    # timm's Dual Path Networks (sum of its parameters' numel).
+    "dpn68": 12_611_602,
+    "dpn68b": 12_611_602,
+    "dpn92": 37_668_392,
+    "dpn98": 61_570_728,
+    "dpn107": 86_917_800,
+    "dpn131": 79_254_504,
 }
 
 # The DenseNet paper's Table 2, in millions, rounded to 0.1M (10 classes).

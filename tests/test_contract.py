@@ -167,3 +167,17 @@ def test_pretrained_rules_follow_keras_applications(monkeypatch):
 def test_default_input_shape_with_the_top():
     # keras.applications: the default size with the top, any size without it.
     assert ku.create_model(SMALL, weights=None).input_shape == (None, 32, 32, 3)
+
+
+def test_building_raises_the_recursion_limit_for_very_deep_graphs():
+    import sys
+
+    from keras_ultradeep import contract
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # Python's default, which ResNet-1202's graph exceeds
+    try:
+        ku.create_model("densenet40_k12", depth=10, growth_rate=4, input_shape=(8, 8, 3))
+        assert sys.getrecursionlimit() == contract.MIN_RECURSION_LIMIT
+    finally:
+        sys.setrecursionlimit(max(previous, contract.MIN_RECURSION_LIMIT))

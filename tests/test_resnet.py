@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 import keras_ultradeep as ku  # noqa: E402
 from keras_ultradeep import convert  # noqa: E402
 from keras_ultradeep.layers import StochasticDepth  # noqa: E402
+from timm_models import randomized_timm  # noqa: E402
 
 SMALL = (64, 64, 3)
 
@@ -75,21 +76,7 @@ def test_keras_applications_legacy_h5_with_top(tmp_path, rng):
 # --------------------------------------------------------------------------- timm
 
 
-def _randomized_timm(name, seed):
-    torch = pytest.importorskip("torch")
-    timm = pytest.importorskip("timm")
-    torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-                module.running_mean.normal_(0.0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-            elif isinstance(module, torch.nn.Linear):
-                module.bias.normal_(0.0, 0.1)
-    return model.eval()
+_randomized_timm = randomized_timm
 
 
 TIMM_MODELS = [

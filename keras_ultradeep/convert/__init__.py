@@ -26,6 +26,7 @@ _FAMILIES = {
     "resnet": "keras_ultradeep.convert.resnet",
     "drn_a": "keras_ultradeep.convert.resnet",  # DRN-A-50 takes ResNet-50's tensors unchanged
     "resnet_v2": "keras_ultradeep.convert.resnet_v2",
+    "dpn": "keras_ultradeep.convert.dpn",
 }
 
 

@@ -20,7 +20,6 @@ maps, or 2k with bottlenecks), three dense blocks of (L-4)/3 layers, or
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
 from keras_ultradeep import contract, registry
