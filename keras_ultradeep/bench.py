@@ -29,6 +29,8 @@ __all__ = ["MODES", "COMPARE", "benchmark", "KERAS_EQUIVALENTS", "TIMM_EQUIVALEN
 
 MODES = ("train", "infer", "build")
 COMPARE = ("keras", "timm")
+# Registry families whose builders take ``memory_efficient``.
+MEMORY_EFFICIENT_FAMILIES = ("densenet", "densenet_cifar")
 
 # Registry name -> keras.applications builder of the same network.
 KERAS_EQUIVALENTS = {
@@ -62,7 +64,7 @@ def _positive_int(value, argument):
 
 
 def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compile, mixed_precision,
-          compare, model_kwargs):
+          compare, model_kwargs, memory_efficient=False):
     """Validates every argument (before any process starts) and returns the worker spec."""
     from keras_ultradeep import registry
 
@@ -77,6 +79,16 @@ def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compil
     _positive_int(size, "input_size")
     if size < entry.min_size:
         raise ValueError(f"input_size: {model_name} needs at least {entry.min_size}, got {size}")
+    if not isinstance(memory_efficient, bool):
+        raise TypeError(f"memory_efficient: expected True or False, got {memory_efficient!r}")
+    model_kwargs = dict(model_kwargs or {})
+    if memory_efficient:
+        if entry.family not in MEMORY_EFFICIENT_FAMILIES:
+            raise ValueError(
+                f"memory_efficient: {model_name} has no memory-efficient form (the "
+                f"{', '.join(MEMORY_EFFICIENT_FAMILIES)} families have)"
+            )
+        model_kwargs["memory_efficient"] = True
     if compare not in (None, *COMPARE):
         raise ValueError(f"compare: expected one of {COMPARE} or None, got {compare!r}")
     reference = None
@@ -93,7 +105,7 @@ def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compil
         reference = model_name
     return {
         "model": model_name,
-        "model_kwargs": dict(model_kwargs or {}),
+        "model_kwargs": model_kwargs,
         "mode": mode,
         "batch_size": batch_size,
         "steps": steps,
@@ -239,11 +251,13 @@ def _run_worker(spec, side):
 
 
 def benchmark(model_name, *, mode="train", batch_size=32, steps=10, warmup=2, input_size=None,
-              jit_compile=False, mixed_precision=False, compare=None, model_kwargs=None, rounds=1):
+              jit_compile=False, mixed_precision=False, compare=None, model_kwargs=None, rounds=1,
+              memory_efficient=False):
     """Measures ``model_name`` (and ``compare``'s reference) in worker processes.
 
     Ours and the reference run alternately, ``rounds`` times each; every
-    figure reported is the median over rounds.
+    figure reported is the median over rounds. ``memory_efficient=True`` builds
+    ours with ``memory_efficient=True`` (DenseNet's recomputed bottlenecks).
 
     Returns:
         ``{"model", "mode", ..., "images_per_sec", "peak_memory_mb",
@@ -252,7 +266,7 @@ def benchmark(model_name, *, mode="train", batch_size=32, steps=10, warmup=2, in
     spec = _spec(
         model_name, mode=mode, batch_size=batch_size, steps=steps, warmup=warmup,
         input_size=input_size, jit_compile=jit_compile, mixed_precision=mixed_precision,
-        compare=compare, model_kwargs=model_kwargs,
+        compare=compare, model_kwargs=model_kwargs, memory_efficient=memory_efficient,
     )
     _positive_int(rounds, "rounds")
     ours, theirs = [], []

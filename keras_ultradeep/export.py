@@ -6,13 +6,31 @@ the output, reloads the export, runs it and the Keras model on the same
 deterministic random batch and moves the export into place only if they agree
 within :data:`VERIFY_TOLERANCE`. A failed call leaves nothing at ``output``.
 
-Each format is one entry of ``_FORMATS``: the Keras export format and a
-function that runs the exported artifact.
+Formats (Keras' own ``Model.export`` does the conversion; we load the result
+back with the runtime that serves it):
+
+* ``saved_model``: a TensorFlow SavedModel folder, reloaded with
+  ``tf.saved_model.load``;
+* ``tflite``: a LiteRT/TFLite flatbuffer (``.tflite``), run with the LiteRT
+  interpreter (``ai-edge-litert``; TensorFlow's deprecated ``tf.lite`` one where
+  that is missing);
+* ``onnx``: an ONNX file (``.onnx``) written by tf2onnx, run with ONNX Runtime.
+
+``tflite`` and ``onnx`` need the ``export`` extra
+(``pip install "keras-ultradeep[export]"``). Grouped convolutions export
+because :class:`~keras_ultradeep.layers.GroupedConv2D` is one TensorFlow
+convolution; Keras' ``Conv2D(groups=...)`` wraps its op in a nested XLA
+function that tf2onnx cannot convert.
+
+Each format is one entry of ``_FORMATS``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,11 +55,63 @@ def _run_saved_model(path, batch):
     return loaded.serve(tf.constant(batch))
 
 
-# format name -> (Keras' ``Model.export`` format, runner of the exported artifact)
+def _tflite_interpreter(path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # TensorFlow's own, deprecated but still shipped
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=str(path))
+
+
+def _run_tflite(path, batch):
+    runner = _tflite_interpreter(path).get_signature_runner()
+    (input_name,) = runner.get_input_details()
+    outputs = runner(**{input_name: batch})
+    # Keras names the outputs output_0, output_1, ... in the model's order.
+    return [outputs[key] for key in sorted(outputs, key=lambda key: int(re.sub(r"\D", "", key) or 0))]
+
+
+def _run_onnx(path, batch):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (spec,) = session.get_inputs()
+    return session.run(None, {spec.name: batch})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Format:
+    keras_format: str  # Model.export's name for it
+    run: object  # runs the exported artifact on a batch
+    suffix: str = ""  # a file format's required suffix ("" for a folder)
+    modules: tuple = ()  # what it needs beyond TensorFlow: (import name, pip name)
+
+
 _FORMATS = {
-    "saved_model": ("tf_saved_model", _run_saved_model),
+    "saved_model": _Format("tf_saved_model", _run_saved_model),
+    "tflite": _Format("litert", _run_tflite, ".tflite"),
+    "onnx": _Format("onnx", _run_onnx, ".onnx", (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime"))),
 }
 SUPPORTED_FORMATS = tuple(_FORMATS)
+
+
+def _check_format(format, output):
+    if format not in _FORMATS:
+        raise ValueError(
+            f"format: expected one of {', '.join(map(repr, SUPPORTED_FORMATS))}, got {format!r}"
+        )
+    spec = _FORMATS[format]
+    if spec.suffix and output.suffix.lower() != spec.suffix:
+        raise ValueError(f"output: a {format} export is a file ending in {spec.suffix!r}, got {str(output)!r}")
+    missing = [pip for module, pip in spec.modules if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ValueError(
+            f"format: {format!r} needs {' and '.join(missing)}; install them with "
+            f'pip install "keras-ultradeep[export]"'
+        )
+    return spec
 
 
 def _as_path(value, argument):
@@ -92,7 +162,7 @@ def export_model(model_file, output, format="saved_model", overwrite=False, veri
     Args:
         model_file: a ``.keras`` file (loaded with ``safe_mode=True``).
         output: the path of the export (a folder for ``saved_model``).
-        format: one of :data:`SUPPORTED_FORMATS`.
+        format: one of :data:`SUPPORTED_FORMATS` (``saved_model``, ``tflite``, ``onnx``).
         overwrite: replace an existing ``output``.
         verify: run the export and the model on a deterministic random batch
             and raise :class:`ExportVerificationError` if their outputs differ
@@ -102,30 +172,27 @@ def export_model(model_file, output, format="saved_model", overwrite=False, veri
         The largest absolute difference between the two outputs, or ``None``
         when ``verify`` is False.
     """
-    if format not in _FORMATS:
-        raise ValueError(
-            f"format: expected one of {', '.join(map(repr, SUPPORTED_FORMATS))}, got {format!r}"
-        )
     model_file = _as_path(model_file, "model_file")
     output = _as_path(output, "output")
+    spec = _check_format(format, output)
     if not model_file.is_file():
         raise FileNotFoundError(f"model_file: no such file {str(model_file)!r}")
     if (output.exists() or output.is_symlink()) and not overwrite:
         raise FileExistsError(
             f"output: {str(output)!r} already exists; pass overwrite=True (--overwrite) to replace it"
         )
-    keras_format, run_export = _FORMATS[format]
     model = _load(model_file)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
     try:
         exported = work / output.name
-        model.export(str(exported), format=keras_format, verbose=False)
+        batch = _verification_batch(model)
+        expected = model(batch, training=False)  # also marks a loaded model as called (ONNX needs it)
+        model.export(str(exported), format=spec.keras_format, verbose=False)
         difference = None
         if verify:
-            batch = _verification_batch(model)
-            difference = _max_abs_difference(model(batch, training=False), run_export(exported, batch))
+            difference = _max_abs_difference(expected, spec.run(exported, batch))
             if not difference <= VERIFY_TOLERANCE:
                 raise ExportVerificationError(
                     f"the {format} export of {str(model_file)!r} differs from the Keras model by "

@@ -6,6 +6,8 @@ not, so those are compared with the trainable count.
 
 # Exact: keras.applications' documented totals.
 KERAS_TOTAL = {
+    "inception_resnet_v2": 55_873_736,
+    "inception_v3": 23_851_784,
     "densenet121": 8_062_504,
     "densenet169": 14_307_880,
     "densenet201": 20_242_984,
@@ -17,6 +19,18 @@ KERAS_TOTAL = {
 # Exact trainable counts: torchvision's (DenseNet-121/169/201/161, ResNets) and the
 # paper's DenseNet-BC (L=100, k=12) with 10 classes.
 TRAINABLE = {
+    "inception_v4": 42_679_816,  # timm
+    "inception_resnet_v2_timm": 55_843_464,  # timm
+    # torchvision googlenet; GoogLeNet as BVLC's prototxt computes (ARCHITECTURE_FACTS part 2, 1);
+    # BN-Inception without conv biases (Cadene's port with them: 11,295,240); timm inception_v3.
+    "googlenet": 6_998_552,
+    "googlenet_tv": 6_624_904,
+    "bn_inception": 11_285_224,
+    "inception_v3_timm": 23_834_568,
+    # torchvision's AlexNet; OverFeat's counts from the official weight files (ARCHITECTURE_FACTS 6).
+    "alexnet_tv": 61_100_840,
+    "overfeat_fast": 145_920_872,
+    "overfeat_accurate": 144_656_488,
     "densenet121": 7_978_856,
     "densenet169": 14_149_480,
     "densenet201": 20_013_928,
@@ -40,6 +54,9 @@ TRAINABLE = {
     "dpn98": 61_570_728,
     "dpn107": 86_917_800,
     "dpn131": 79_254_504,
+    "cspresnet50": 21_616_168,
+    "cspresnext50": 20_569_896,
+    "cspdarknet53": 27_642_184,
 }
 
 # The DenseNet paper's Table 2, in millions, rounded to 0.1M (10 classes).

@@ -33,6 +33,19 @@ def test_train_json(capsys):
     assert "keras_ultradeep densenet40_k12" in out
 
 
+def test_memory_efficient_flag(capsys):
+    status, out, err = _run(
+        capsys, "bench", "densenet_bc100_k12", "--model-arg", "depth=16", "--model-arg", "growth_rate=4",
+        "--memory-efficient", "--mode", "train", "--batch-size", "4", "--steps", "1", "--warmup", "1",
+        "--input-size", "8", "--json",
+    )
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["model_kwargs"] == {"depth": 16, "growth_rate": 4, "memory_efficient": True}
+    assert result["images_per_sec"] > 0 and result["peak_memory_mb"] > 100
+    assert "memory-efficient" in out
+
+
 def test_build_mode_has_no_throughput():
     result = bench.benchmark("densenet40_k12", mode="build", model_kwargs={"depth": 10}, steps=1)
     assert result["images_per_sec"] is None and result["build_seconds"] > 0
@@ -70,6 +83,7 @@ def test_compare_timm():
         (["densenet121", "--input-size", "4"], "--input-size: densenet121 needs at least 32, got 4"),
         (["densenet121", "--warmup", "-1"], "--warmup: expected a non-negative integer"),
         (["densenet12"], "MODEL: unknown model 'densenet12'"),
+        (["resnet18", "--memory-efficient"], "--memory-efficient: resnet18 has no memory-efficient form"),
     ],
 )
 def test_errors(capsys, argv, message):

@@ -219,7 +219,7 @@ def test_state_dict_strictness_without_torch():
     misshapen = dict(state, **{"features.conv0.weight": np.zeros((64, 3, 5, 5), "float32")})
     with pytest.raises(ValueError, match=r"1 shape mismatches \(conv1_conv/kernel \(7, 7, 3, 64\)"):
         convert.convert_into(model, misshapen, "densenet")
-    with pytest.raises(ValueError, match="family: .*converters exist for: densenet"):
+    with pytest.raises(ValueError, match="family: no checkpoint converter for family 'resnet_v9'; converters exist for: .*densenet"):
         convert.convert_into(model, state, "resnet_v9")
 
 

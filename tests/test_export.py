@@ -1,4 +1,8 @@
-"""SavedModel export: reloaded and compared, and nothing left behind by a failed call."""
+"""Export to SavedModel, TFLite/LiteRT and ONNX: reloaded with the runtime that
+serves it and compared, and nothing left behind by a failed call.
+
+``tests/test_export_families.py`` does the same for a model of every family.
+"""
 
 import keras
 import numpy as np
@@ -64,16 +68,54 @@ def test_failed_verification_writes_nothing(model_file, tmp_path, monkeypatch):
     def wrong_runner(path, batch):
         return np.zeros((len(batch), 10), "float32")
 
-    monkeypatch.setitem(export._FORMATS, "saved_model", ("tf_saved_model", wrong_runner))
+    monkeypatch.setitem(export._FORMATS, "saved_model", export._Format("tf_saved_model", wrong_runner))
     output = tmp_path / "exported"
     with pytest.raises(export.ExportVerificationError, match="differs from the Keras model by up to"):
         export.export_model(model_file, output)
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("format, suffix", [("tflite", ".tflite"), ("onnx", ".onnx")])
+def test_file_formats_reload_in_their_runtime(model_file, tmp_path, rng, format, suffix):
+    output = tmp_path / f"model{suffix}"
+    difference = export.export_model(model_file, output, format=format)
+    assert 0.0 <= difference <= export.VERIFY_TOLERANCE
+    assert output.is_file() and [p.name for p in tmp_path.iterdir()] == [output.name]
+
+    # Independently of the built-in check: other data, another batch size.
+    model = keras.models.load_model(model_file, safe_mode=True)
+    x = rng.normal(0.0, 1.0, (3, 16, 16, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    if format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        (served,) = session.run(None, {session.get_inputs()[0].name: x})
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_path=str(output)).get_signature_runner()
+        (served,) = runner(**{next(iter(runner.get_input_details())): x}).values()
+    assert served.shape == (3, 10)
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-5)
+
+
+def test_file_format_needs_its_suffix_and_its_runtime(model_file, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="output: a onnx export is a file ending in '.onnx'"):
+        export.export_model(model_file, tmp_path / "model.tflite", format="onnx")
+
+    real_find_spec = export.importlib.util.find_spec
+    monkeypatch.setattr(
+        export.importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real_find_spec(name)
+    )
+    with pytest.raises(ValueError, match=r"format: 'onnx' needs tf2onnx; .*keras-ultradeep\[export\]"):
+        export.export_model(model_file, tmp_path / "model.onnx", format="onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_arguments(model_file, tmp_path):
-    with pytest.raises(ValueError, match="format: expected one of 'saved_model', got 'onnx'"):
-        export.export_model(model_file, tmp_path / "out", format="onnx")
+    with pytest.raises(ValueError, match="format: expected one of 'saved_model', 'tflite', 'onnx', got 'coreml'"):
+        export.export_model(model_file, tmp_path / "out", format="coreml")
     with pytest.raises(FileNotFoundError, match="model_file: no such file"):
         export.export_model(tmp_path / "missing.keras", tmp_path / "out")
     with pytest.raises(TypeError, match="output: expected a path, got 3"):

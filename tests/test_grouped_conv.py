@@ -45,6 +45,30 @@ def test_equals_keras_grouped_conv(rng, groups, options):
     np.testing.assert_allclose(compiled(x).numpy(), expected, rtol=0, atol=1e-5)
 
 
+def test_gradients_equal_keras_grouped_conv(rng):
+    # The layer bypasses Keras' XLA wrapper, so TensorFlow's own grouped
+    # backprop kernels run on CPU: check them too.
+    ours, reference, x = _pair(rng, 16, 32, 4, padding="same", strides=2, use_bias=True)
+    x = tf.constant(x)
+
+    def grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(layer(x)))
+        return tape.gradient(loss, [x, layer.kernel, layer.bias])
+
+    for got, expected in zip(grads(ours), grads(reference)):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0, atol=1e-4)
+
+
+def test_one_convolution_op_and_no_nested_function(rng):
+    ours, _, x = _pair(rng, 16, 32, 4, padding="same")
+    graph = tf.function(ours.__call__).get_concrete_function(tf.TensorSpec((None, 9, 9, 16))).graph
+    op_types = [op.type for op in graph.get_operations()]
+    assert op_types.count("Conv2D") == 1
+    assert not {"PartitionedCall", "StatefulPartitionedCall"} & set(op_types)
+
+
 def test_save_load_and_export(rng, tmp_path):
     inputs = keras.Input((8, 8, 16))
     outputs = GroupedConv2D(32, 3, 8, padding="same", use_bias=True, name="grouped")(inputs)
@@ -63,9 +87,22 @@ def test_save_load_and_export(rng, tmp_path):
     loaded = tf.saved_model.load(str(export))
     np.testing.assert_allclose(loaded.serve(tf.constant(x)).numpy(), expected, rtol=0, atol=1e-5)
 
-    config = model.get_layer("grouped").get_config()
+
+
+def test_get_config_round_trip():
+    layer = GroupedConv2D(
+        32, (3, 1), 8, strides=(2, 1), padding="same", use_bias=True,
+        kernel_initializer="glorot_uniform", bias_initializer=keras.initializers.Constant(0.5),
+        kernel_regularizer=keras.regularizers.L2(1e-4), name="grouped",
+    )
+    config = layer.get_config()
     clone = GroupedConv2D.from_config(config)
-    assert (clone.groups, clone.filters, clone.use_bias, clone.padding) == (8, 32, True, "same")
+    assert clone.get_config() == config
+    assert (clone.filters, clone.kernel_size, clone.groups, clone.strides) == (32, (3, 1), 8, (2, 1))
+    assert isinstance(clone.kernel_regularizer, keras.regularizers.L2)
+    assert clone.kernel_regularizer.l2 == pytest.approx(1e-4)
+    clone.build((None, 8, 8, 16))
+    np.testing.assert_array_equal(clone.bias.numpy(), np.full(32, 0.5, "float32"))
 
 
 def test_mixed_precision(rng):
@@ -75,14 +112,17 @@ def test_mixed_precision(rng):
         x = rng.normal(0, 1, (2, 8, 8, 8)).astype("float32")
         y = layer(x)
         assert y.dtype == "float16" and layer.kernel.dtype == "float32"
+        compiled = tf.function(layer.__call__, jit_compile=True)(x)
+        assert compiled.dtype == "float16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
     reference = GroupedConv2D(16, 3, 4, padding="same")
     reference.build(x.shape)
     reference.kernel.assign(layer.kernel.numpy())
     expected = keras.ops.convert_to_numpy(reference(x))
-    got = keras.ops.convert_to_numpy(y).astype("float32")
-    assert np.abs(got - expected).max() <= 1e-2 * np.abs(expected).max()
+    for got in (y, compiled):
+        got = keras.ops.convert_to_numpy(got).astype("float32")
+        assert np.abs(got - expected).max() <= 1e-2 * np.abs(expected).max()
 
 
 @pytest.mark.parametrize(
@@ -93,6 +133,8 @@ def test_mixed_precision(rng):
         (dict(filters=16, kernel_size=0, groups=4), "kernel_size: expected a positive integer"),
         (dict(filters=16, kernel_size=3, groups=4, padding="causal"), "padding: expected one of"),
         (dict(filters=16, kernel_size=3, groups=4, strides=2, dilation_rate=2), "dilation_rate: a strided"),
+        (dict(filters=16, kernel_size=3, groups=2.0), "groups: expected a positive integer"),
+        (dict(filters=0, kernel_size=3, groups=1), "filters: expected a positive integer, got 0"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -103,3 +145,5 @@ def test_bad_arguments(kwargs, message):
 def test_input_channels_must_divide():
     with pytest.raises(ValueError, match="groups: the input's 30 channels are not divisible by groups=4"):
         GroupedConv2D(16, 3, 4)(keras.Input((8, 8, 30)))
+    with pytest.raises(ValueError, match="inputs: expected"):
+        GroupedConv2D(16, 3, 4).build((8, 8, 32))

@@ -1,4 +1,5 @@
-"""Training with ``fit``: the run folder, resuming after SIGKILL, datasets, bad arguments.
+"""Training with ``fit``: the run folder, resuming after SIGKILL (to the uninterrupted run's
+exact state), NaN handling, mixed precision and XLA, datasets (TFDS mocked), bad arguments.
 
 Every run trains a tiny DenseNet (L=10, k=4, about 6k parameters) on the 8x8
 digits for a few epochs.
@@ -53,14 +54,20 @@ def finished_run(tmp_path_factory):
 
 def test_run_folder_contents(finished_run):
     output, record = finished_run
-    assert _listing(output) == [
+    listing = _listing(output)
+    assert [name for name in listing if not name.startswith("tensorboard/")] == [
         "checkpoints",
         "checkpoints/best.keras",
         "checkpoints/last.keras",
         "log.csv",
         "metrics.json",
         "model.keras",
-    ]  # the backup is removed and no temporary is left once the run is complete
+        "tensorboard",
+        "training_curves.png",
+    ]  # the resume checkpoints are removed and no temporary is left once the run is complete
+    assert "tensorboard/train" in listing and "tensorboard/validation" in listing
+    assert any(name.startswith("tensorboard/train/events.out.tfevents") for name in listing)
+    assert (output / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = _read_json(output / "metrics.json")
     assert metrics == record
     assert metrics["complete"] is True
@@ -117,11 +124,11 @@ def test_training_learns_the_digits(tmp_path):
 
 
 def test_resumes_after_sigkill(tmp_path):
-    """A real ``kill -9`` mid-run; the rerun continues from the last backed-up epoch."""
+    """A real ``kill -9`` mid-run; the rerun continues from the last checkpointed epoch."""
     output = tmp_path / "run"
     command = [
         sys.executable, "-m", "keras_ultradeep", "train", "densenet40_k12",
-        "--dataset", "digits", "--epochs", "6", "--batch-size", "64", "--output", str(output),
+        "--dataset", "digits", "--epochs", "4", "--batch-size", "64", "--output", str(output),
         *TINY_ARGS,
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -129,7 +136,7 @@ def test_resumes_after_sigkill(tmp_path):
     metrics = output / "metrics.json"
     deadline = time.monotonic() + 300
     try:
-        # Two epochs recorded: the first one's backup is certainly written.
+        # Two epochs recorded: the first one's checkpoint is certainly written.
         while not (metrics.exists() and _read_json(metrics)["epochs_completed"] >= 2):
             assert process.poll() is None, process.stdout.read().decode()
             assert time.monotonic() < deadline, "no epoch finished in time"
@@ -139,19 +146,19 @@ def test_resumes_after_sigkill(tmp_path):
         process.wait()
     assert process.returncode == -signal.SIGKILL
     killed = _read_json(metrics)
-    assert not killed["complete"] and 2 <= killed["epochs_completed"] < 6
+    assert not killed["complete"] and 2 <= killed["epochs_completed"] < 4
     assert not (output / "model.keras").exists()
-    assert (output / "backup").is_dir()
+    assert list((output / "checkpoints").glob("epoch-*.keras"))
 
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "Resuming from the backup after epoch" in rerun.stdout
-    resumed_at = int(rerun.stdout.split("Resuming from the backup after epoch ")[1].split("/")[0])
+    assert "Resuming from the checkpoint after epoch" in rerun.stdout
+    resumed_at = int(rerun.stdout.split("Resuming from the checkpoint after epoch ")[1].split("/")[0])
     assert 1 <= resumed_at <= killed["epochs_completed"]
 
     final = _read_json(metrics)
-    assert final["complete"] and final["epochs_completed"] == 6
-    assert [entry["epoch"] for entry in final["history"]] == [1, 2, 3, 4, 5, 6]
+    assert final["complete"] and final["epochs_completed"] == 4
+    assert [entry["epoch"] for entry in final["history"]] == [1, 2, 3, 4]
     # The epochs finished before the kill were kept, not trained again.
     assert final["history"][:resumed_at] == killed["history"][:resumed_at]
     assert final["wall_time_s"] > killed["wall_time_s"]
@@ -197,6 +204,9 @@ def test_digits_resized_to_the_requested_size():
         ({"epochs": 0}, "epochs: expected a positive integer, got 0"),
         ({"batch_size": 2.5}, "batch_size: expected a positive integer, got 2.5"),
         ({"learning_rate": -1.0}, "learning_rate: expected a positive number"),
+        ({"recipe": "densenet"}, "recipe: unknown recipe 'densenet'"),
+        ({"mixed_precision": "float16"}, "mixed_precision: expected one of mixed_float16, mixed_bfloat16"),
+        ({"distribute": "tpu"}, "distribute: expected one of none, mirrored, multi_worker"),
         ({"seed": -3}, "seed: expected a non-negative integer"),
         ({"input_size": 4}, "input_size: densenet40_k12 needs inputs of at least 8x8, got 4"),
         ({"dataset": "mnistt"}, "dataset: unknown dataset 'mnistt'. Did you mean 'mnist'"),
@@ -225,3 +235,195 @@ def test_unknown_model_and_bad_output(tmp_path):
         _train(foreign)
     assert (foreign / "metrics.json").read_text() == "[1, 2]"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "foreign"]
+
+
+# ------------------------------------------------- fault tolerance: same end state
+
+_DETERMINISTIC_RUN = """
+import sys
+import tensorflow as tf
+tf.config.experimental.enable_op_determinism()
+tf.config.threading.set_inter_op_parallelism_threads(1)
+tf.config.threading.set_intra_op_parallelism_threads(1)
+from keras_ultradeep.training import fit
+fit.train("densenet40_k12", recipe="densenet_cifar", dataset="digits", epochs=4, batch_size=64,
+          output=sys.argv[1], model_kwargs={"depth": 10, "growth_rate": 4}, verbose=0,
+          tensorboard=False, plot=False)
+"""
+
+
+def _final_weights(output):
+    model = keras.models.load_model(output / "model.keras", safe_mode=True)
+    return [w.numpy() for w in model.weights], [v.numpy() for v in model.optimizer.variables]
+
+
+def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    """SIGKILL at a random moment after the first checkpoint; the rerun continues from the
+    last checkpoint (model, optimizer, schedule step, data order, augmentation) and ends
+    with the uninterrupted run's weights and optimizer state, bit for bit."""
+    script = tmp_path / "run.py"
+    script.write_text(_DETERMINISTIC_RUN)
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), PYTHONUNBUFFERED="1")
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    reference = subprocess.Popen([sys.executable, str(script), str(whole)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    process = subprocess.Popen([sys.executable, str(script), str(interrupted)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while not list((interrupted / "checkpoints").glob("epoch-*.keras")):
+            assert process.poll() is None and time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.01)
+        time.sleep(np.random.default_rng().uniform(0.0, 1.0))  # anywhere in the next epochs
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    killed = _read_json(interrupted / "metrics.json")
+    rerun = subprocess.run([sys.executable, str(script), str(interrupted)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _, reference_err = reference.communicate(timeout=600)
+    assert reference.returncode == 0, reference_err.decode()[-3000:]
+
+    final = _read_json(interrupted / "metrics.json")
+    assert final["complete"] and [e["epoch"] for e in final["history"]] == [1, 2, 3, 4]
+    if not killed["complete"] and "Resuming" in rerun.stdout:
+        resumed_at = int(rerun.stdout.split("after epoch ")[1].split("/")[0])
+        # No completed (checkpointed) epoch was trained again.
+        assert final["history"][:resumed_at] == killed["history"][:resumed_at]
+    weights, slots = _final_weights(whole)
+    weights_resumed, slots_resumed = _final_weights(interrupted)
+    for a, b in zip(weights + slots, weights_resumed + slots_resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    reference_history = _read_json(whole / "metrics.json")["history"]
+    assert [e["loss"] for e in final["history"]] == [e["loss"] for e in reference_history]
+
+
+class _PoisonAt(keras.callbacks.Callback):
+    """Makes a kernel NaN at the start of epoch ``epoch`` (0-based), so the loss becomes NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.current = -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.current == self.epoch and batch == 2:
+            kernel = next(w for w in self.model.trainable_weights if len(w.shape) == 4)
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    output = tmp_path / "run"
+    with pytest.raises(fit.TrainingDiverged, match="non-finite training loss .* at epoch 2, batch 3"):
+        _train(output, epochs=3, callbacks=[_PoisonAt(1)])
+    metrics = _read_json(output / "metrics.json")
+    assert metrics["stopped"].startswith("non-finite training loss")
+    assert metrics["epochs_completed"] == 1 and not metrics["complete"]
+    assert not (output / "model.keras").exists()
+    assert sorted(p.name for p in (output / "checkpoints").glob("*.keras")) == [
+        "best.keras", "epoch-0001.keras", "last.keras",
+    ]
+    good = keras.models.load_model(output / "checkpoints" / "last.keras", safe_mode=True)
+    assert all(np.isfinite(w.numpy()).all() for w in good.weights)
+    assert int(good.optimizer.iterations) == metrics["steps_per_epoch"]
+
+    # The rerun resumes from the good checkpoint and finishes.
+    record = _train(output, epochs=3)
+    assert record["complete"] and [e["epoch"] for e in record["history"]] == [1, 2, 3]
+    assert record["stopped"] is None
+
+
+# ------------------------------------------------- XLA and mixed precision
+
+
+def test_mixed_precision_with_a_float32_softmax(tmp_path):
+    policy = "mixed_float16"
+    record = _train(tmp_path / policy, epochs=1, mixed_precision=policy, tensorboard=False, plot=False)
+    assert record["complete"] and record["mixed_precision"] == policy
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = keras.models.load_model(tmp_path / policy / "model.keras", safe_mode=True)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[0].compute_dtype == "float16"
+    assert model.layers[-1].compute_dtype == "float32"
+    assert model(np.zeros((2, 8, 8, 1), "float32")).dtype == "float32"
+
+
+def test_bfloat16_head_and_xla_compile(monkeypatch):
+    from keras_ultradeep import registry
+
+    data = datasets.load_dataset("digits", batch_size=8, min_size=8)
+    model = fit._build_model(registry.model_entry("densenet40_k12"), TINY, data, "mixed_bfloat16")
+    assert model.layers[1].compute_dtype == "bfloat16" and model.layers[-1].compute_dtype == "float32"
+    assert model(np.zeros((1, 8, 8, 1), "float32")).dtype == "float32"
+    config = fit.recipes.resolve(None, epochs=1)
+    fit._compile(model, config, 4, 1, [], True, 10)
+    assert model.jit_compile is True
+    x, y = next(iter(data.train))
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"])
+
+
+# ------------------------------------------------- TensorFlow Datasets, mocked
+
+
+def test_cifar_pipeline_normalizes_and_augments_deterministically():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        plain = datasets.load_dataset("cifar10", batch_size=8, normalization="mean_std")
+        augmented = datasets.load_dataset(
+            "cifar10", batch_size=8, normalization="mean_std", augmentation="crop_flip", seed=3
+        )
+        assert plain.mean == datasets.KNOWN_STATS["cifar10"][0]
+        images, labels = next(iter(plain.validation))
+        assert images.shape == (8, 32, 32, 3) and labels.shape == (8,)
+        raw, _ = next(iter(tfds.load("cifar10", split="test", as_supervised=True).batch(8)))
+        expected = (raw.numpy() / 255.0 - np.array(plain.mean)) / np.array(plain.std)
+        np.testing.assert_allclose(images.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+        def epoch(data, index):
+            return np.concatenate([x.numpy() for x, _ in data.train_epochs(index, index + 1)])
+
+        first, second = epoch(augmented, 0), epoch(augmented, 1)
+        np.testing.assert_array_equal(first, epoch(augmented, 0))  # the same epoch, the same data
+        assert not np.array_equal(first, second)  # another epoch: another order and crops
+        # Resuming at epoch 1 yields exactly epoch 1 of an uninterrupted pipeline.
+        both = np.concatenate([x.numpy() for x, _ in augmented.train_epochs(0, 2)])
+        np.testing.assert_array_equal(both[len(first):], second)
+        # ``train`` (for a plain fit) reshuffles and re-augments at every pass.
+        passes = [np.concatenate([x.numpy() for x, _ in augmented.train]) for _ in range(2)]
+        assert passes[0].shape == first.shape and not np.array_equal(*passes)
+        # Padding is zero after normalization (the mean), so crops keep the value range.
+        assert np.abs(first).max() <= np.abs(epoch(plain, 0)).max() + 1e-6
+
+
+def test_imagenet_style_pipeline_and_one_hot_labels():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6):
+        data = datasets.load_dataset(
+            "imagenette", batch_size=3, input_size=32, augmentation="imagenet",
+            normalization="mean_std", one_hot=True,
+        )
+        images, labels = next(iter(data.train))
+        assert images.shape == (3, 32, 32, 3) and labels.shape == (3, 10)
+        np.testing.assert_allclose(labels.numpy().sum(-1), 1.0)
+        assert next(iter(data.validation))[0].shape == (3, 32, 32, 3)
+        with pytest.raises(ValueError, match="input_size: the images of dataset 'imagenette' vary"):
+            datasets.load_dataset("imagenette", batch_size=3)
+
+
+def test_svhn_extra_split_and_imagenet_validation_split():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=10):
+        svhn = datasets.load_dataset("svhn_cropped", batch_size=4, train_split="train+extra")
+        assert svhn.image_shape == (32, 32, 3)
+        assert svhn.train_examples == sum(len(y) for _, y in svhn.train) >= 10
+        imagenet = datasets.load_dataset("imagenet2012", batch_size=2, input_size=16, augmentation="imagenet")
+        assert imagenet.num_classes == 1000 and imagenet.validation_examples == 10

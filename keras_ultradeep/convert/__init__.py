@@ -13,20 +13,28 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from pathlib import Path
 
 from keras_ultradeep.convert.common import CHECKPOINT_SUFFIXES, HEAD_LAYER, load_state_dict
 from keras_ultradeep.convert.common import plan_assignment as _plan_assignment
+from keras_ultradeep.convert.common import renamed_state_dict as _renamed_state_dict
 
 __all__ = ["load_state_dict", "convert_into", "convert_checkpoint", "families"]
 
-# Registry family -> its mapping module, imported on first use.
+# A registry family's mapping module is ``convert/<family>.py``, imported on
+# first use; families that share another family's mapping are listed here.
+_ALIASES = {
+    "drn_a": "resnet",  # DRN-A-50 takes ResNet-50's tensors unchanged
+}
+_NOT_FAMILIES = {"common"}
 _FAMILIES = {
-    "densenet": "keras_ultradeep.convert.densenet",
-    "resnet": "keras_ultradeep.convert.resnet",
-    "drn_a": "keras_ultradeep.convert.resnet",  # DRN-A-50 takes ResNet-50's tensors unchanged
-    "resnet_v2": "keras_ultradeep.convert.resnet_v2",
-    "dpn": "keras_ultradeep.convert.dpn",
+    **{
+        info.name: f"{__name__}.{info.name}"
+        for info in pkgutil.iter_modules(__path__)
+        if info.name not in _NOT_FAMILIES and not info.name.startswith("_")
+    },
+    **{alias: f"{__name__}.{target}" for alias, target in _ALIASES.items()},
 }
 
 
@@ -108,7 +116,7 @@ def convert_checkpoint(model_name, checkpoint, output, **model_kwargs):
 
     options = {**getattr(family, "ARCHITECTURE", {}), **model_kwargs}
     head = family.torch_module(HEAD_LAYER)
-    head_weight = state_dict.get(f"{head}.weight") if head else None
+    head_weight = _renamed_state_dict(state_dict, family).get(f"{head}.weight") if head else None
     if options.get("include_top", True) and "classes" not in options and head_weight is not None:
         options["classes"] = int(head_weight.shape[0])
 

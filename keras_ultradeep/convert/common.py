@@ -17,6 +17,15 @@ A family module provides:
   PyTorch layer differs in form from ours (a 1x1-conv classifier for a Dense).
 * ``ARCHITECTURE`` (optional): builder options the checkpoints were trained
   with that are not weights, e.g. PyTorch's BatchNorm epsilon.
+* ``prepare_state_dict(state_dict) -> dict`` (optional): renames that need the
+  whole checkpoint at once (timm/torchvision VGG's flat ``features.{i}``,
+  whose meaning depends on the configuration); applied before ``rename_key``.
+* ``HEAD_LAYERS`` (optional): the Keras layers that ``include_top=False``
+  leaves out, whose tensors a no-top model ignores (default: ``predictions``;
+  VGG's ``fc1``, ``fc2`` and ``predictions``).
+* ``OPTIONAL_PREFIXES`` (optional): checkpoint key prefixes of parts a model
+  may be built without (auxiliary classifiers, ``"aux1."``), ignored when
+  none of their keys is used.
 """
 
 from __future__ import annotations
@@ -186,6 +195,15 @@ def _problem(kind, items):
     return f"{len(items)} {kind} ({shown})"
 
 
+def renamed_state_dict(state_dict, family):
+    """The checkpoint under the names ``family.torch_module`` uses."""
+    prepare = getattr(family, "prepare_state_dict", None)
+    if prepare is not None:
+        state_dict = prepare(state_dict)
+    rename = getattr(family, "rename_key", lambda key: key)
+    return {rename(key): value for key, value in state_dict.items()}
+
+
 def plan_assignment(model, state_dict, family):
     """``[(variable, value)]`` for every weight of ``model``, or ``ValueError``.
 
@@ -194,12 +212,8 @@ def plan_assignment(model, state_dict, family):
     must be used, except BatchNorm counters, and the classifier when the
     model has no head.
     """
-    rename = getattr(family, "rename_key", lambda key: key)
     adapt = getattr(family, "adapt_tensor", lambda key, value: value)
-    state = {}
-    for key, value in state_dict.items():
-        key = rename(key)
-        state[key] = adapt(key, value)
+    state = {key: adapt(key, value) for key, value in renamed_state_dict(state_dict, family).items()}
 
     plan, used, missing, mismatched = [], set(), [], []
     has_head = False
@@ -230,13 +244,22 @@ def plan_assignment(model, state_dict, family):
                 continue
             plan.append((variable, value.astype(variable.dtype)))
 
-    head = family.torch_module(HEAD_LAYER)
+    heads = (family.torch_module(name) for name in getattr(family, "HEAD_LAYERS", (HEAD_LAYER,)))
+    heads = tuple(f"{head}." for head in heads if head is not None)
+    # Parts a model may be built without (auxiliary classifiers): left unused
+    # as a whole when the model has none of their layers.
+    optional = tuple(
+        prefix
+        for prefix in getattr(family, "OPTIONAL_PREFIXES", ())
+        if not any(key.startswith(prefix) for key in used)
+    )
     unexpected = [
         key
         for key in state
         if key not in used
         and not key.endswith(_IGNORED_SUFFIXES)
-        and not (not has_head and head is not None and key.startswith(head + "."))
+        and not (not has_head and heads and key.startswith(heads))
+        and not (optional and key.startswith(optional))
     ]
     problems = []
     if missing:

@@ -16,13 +16,26 @@ timm/torchvision's DenseNet structure (symmetric padding, concat order
 CIFAR models follow the paper and its official Torch code: a 3x3 stem conv (16
 maps, or 2k with bottlenecks), three dense blocks of (L-4)/3 layers, or
 (L-4)/6 bottleneck layers, and dropout after every conv but the first.
+
+Every builder takes ``memory_efficient=True`` (Pleiss et al., "Memory-Efficient
+Implementation of DenseNets", 2017): a dense block keeps its feature maps as a
+list, and each layer's concat -> BN -> ReLU -> conv (1x1, or 3x3 without
+bottlenecks) is one ``DenseBottleneck`` layer recomputed in the backward pass
+(``keras.remat``), so training stores each map once instead of every
+concatenation: memory linear in depth instead of quadratic. The variables and
+their paths are the naive model's, the function is the same (gradients equal,
+BatchNorm statistics updated once per step), and weights files of either form
+load into either through the builders' ``weights=`` (see :func:`_build`).
 """
 
 from __future__ import annotations
 
+import os
+
 from keras import layers
 
 from keras_ultradeep import contract, registry
+from keras_ultradeep.layers.dense_bottleneck import DenseBottleneck
 
 __all__ = [
     "DenseNet",
@@ -34,6 +47,8 @@ __all__ = [
     "DenseNetCIFAR",
     "preprocess_input",
     "decode_predictions",
+    "copy_weights",
+    "saved_memory_efficient",
 ]
 
 KERAS_BN_EPSILON = 1.001e-5  # keras.applications' value; PyTorch's default is 1e-5
@@ -56,10 +71,49 @@ def conv_block(x, growth_rate, name, *, bottleneck, bottleneck_width, dropout_ra
     return layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
-def dense_block(x, num_layers, growth_rate, name, **layer_options):
+def efficient_conv_block(
+    pieces, growth_rate, name, *, bottleneck, bottleneck_width, dropout_rate, bn_epsilon
+):
+    """:func:`conv_block` on the list of a block's feature maps so far, memory-efficiently.
+
+    Its concat -> BN -> ReLU -> conv part is one :class:`DenseBottleneck`,
+    recomputed in the backward pass; the sublayers carry the naive layers'
+    names (``{name}_0_bn`` and ``{name}_1_conv``, or ``{name}_2_conv`` without
+    a bottleneck). Returns the layer's new ``growth_rate`` maps only.
+    """
+    channels = [int(piece.shape[-1]) for piece in pieces]
+    options = dict(input_channels=channels, norm_name=f"{name}_0_bn", epsilon=bn_epsilon)
+    if bottleneck:
+        y = DenseBottleneck(
+            bottleneck_width * growth_rate, 1, conv_name=f"{name}_1_conv", name=f"{name}_0_1_bottleneck",
+            **options,
+        )(pieces)
+        if dropout_rate:
+            y = layers.Dropout(dropout_rate, name=f"{name}_1_drop")(y)
+        y = layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_1_bn")(y)
+        y = layers.Activation("relu", name=f"{name}_1_relu")(y)
+        y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
+    else:
+        y = DenseBottleneck(
+            growth_rate, 3, conv_name=f"{name}_2_conv", name=f"{name}_0_2_bottleneck", **options
+        )(pieces)
+    if dropout_rate:
+        y = layers.Dropout(dropout_rate, name=f"{name}_2_drop")(y)
+    return y
+
+
+def dense_block(x, num_layers, growth_rate, name, *, memory_efficient=False, **layer_options):
+    """``num_layers`` dense layers; ``memory_efficient`` keeps the block's maps as a list
+    (recomputing each layer's concat -> BN -> ReLU -> conv in the backward pass) and
+    concatenates them once, in ``{last layer}_concat``."""
+    if not memory_efficient:
+        for i in range(num_layers):
+            x = conv_block(x, growth_rate, f"{name}_block{i + 1}", **layer_options)
+        return x
+    pieces = [x]
     for i in range(num_layers):
-        x = conv_block(x, growth_rate, f"{name}_block{i + 1}", **layer_options)
-    return x
+        pieces.append(efficient_conv_block(pieces, growth_rate, f"{name}_block{i + 1}", **layer_options))
+    return layers.Concatenate(name=f"{name}_block{num_layers}_concat")(pieces)
 
 
 def transition_block(x, compression, name, *, dropout_rate, bn_epsilon):
@@ -90,9 +144,14 @@ def cifar_stem(x, filters, bn_epsilon):
 
 def densenet_features(
     blocks, *, stem, stem_filters, growth_rate, bottleneck, bottleneck_width, compression,
-    dropout_rate, bn_epsilon,
+    dropout_rate, bn_epsilon, memory_efficient=False,
 ):
-    """The body: stem, dense blocks ``conv2..`` with transitions ``pool2..``, final BN-ReLU."""
+    """The body: stem, dense blocks ``conv2..`` with transitions ``pool2..``, final BN-ReLU.
+
+    ``memory_efficient``: dense blocks whose concat -> BN -> ReLU -> conv parts are
+    recomputed in the backward pass (see :func:`dense_block`); the same function and
+    weights.
+    """
     layer_options = dict(
         bottleneck=bottleneck,
         bottleneck_width=bottleneck_width,
@@ -103,7 +162,10 @@ def densenet_features(
     def features(x):
         x = stem(x, stem_filters, bn_epsilon)
         for i, num_layers in enumerate(blocks):
-            x = dense_block(x, num_layers, growth_rate, f"conv{i + 2}", **layer_options)
+            x = dense_block(
+                x, num_layers, growth_rate, f"conv{i + 2}", memory_efficient=memory_efficient,
+                **layer_options,
+            )
             if i < len(blocks) - 1:
                 x = transition_block(
                     x, compression, f"pool{i + 2}", dropout_rate=dropout_rate, bn_epsilon=bn_epsilon
@@ -154,6 +216,77 @@ def _check_knobs(
         )
 
 
+def _check_memory_efficient(memory_efficient):
+    if not isinstance(memory_efficient, bool):
+        raise TypeError(f"memory_efficient: expected True or False, got {memory_efficient!r}")
+
+
+def copy_weights(source, target):
+    """Copies every variable of ``source`` into the variable of ``target`` with the same path.
+
+    The naive and the memory-efficient form of a DenseNet have the same
+    variables under the same paths; this moves weights (and BatchNorm
+    statistics) from either to the other.
+    """
+    values = {variable.path: variable for variable in source.weights}
+    targets = target.weights
+    missing = [variable.path for variable in targets if variable.path not in values]
+    if missing or len(values) != len(targets):
+        raise ValueError(
+            f"source: {source.name!r} and {target.name!r} have different variables "
+            f"(e.g. {missing[:3] or sorted(set(values) - {v.path for v in targets})[:3]})"
+        )
+    for variable in targets:
+        variable.assign(values[variable.path])
+
+
+def saved_memory_efficient(path):
+    """Whether the weights file ``path`` was saved from a memory-efficient DenseNet
+    (True), a naive one (False), or cannot be told (None: not a readable HDF5 file).
+
+    Keras files address weights by layer: a Keras 3 ``.weights.h5`` under
+    ``layers/<class name>_<n>``, a legacy ``.h5`` under the layers' names, so the
+    memory-efficient form's ``DenseBottleneck`` layers show in either.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            if "layers" in handle:
+                return any(key.startswith("dense_bottleneck") for key in handle["layers"])
+            group = handle["model_weights"] if "model_weights" in handle else handle
+            names = group.attrs.get("layer_names", [])
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+            return any(name.endswith("_bottleneck") for name in names)
+    except (OSError, KeyError, ImportError):
+        return None
+
+
+def _build(builder, arguments, knobs, memory_efficient, application):
+    """``application()`` (this form through the contract, ``weights`` loaded by
+    Keras) when ``weights`` is in this form's layout; otherwise the other form
+    loads them and its weights are copied by path into this one.
+
+    The two forms have the same variables under the same paths, but Keras
+    files address weights by layer, and the naive form's first BatchNorm and
+    Conv2D of each dense layer are sublayers of a ``DenseBottleneck`` in the
+    memory-efficient form. Pretrained weights (manifest entries,
+    keras.applications' files) are in the naive layout.
+    """
+    weights = arguments["weights"]
+    if weights is None:
+        return application()
+    source_form = bool(saved_memory_efficient(weights))
+    if source_form == memory_efficient:
+        return application()
+    source = builder(**arguments, **knobs, memory_efficient=source_form)
+    model = builder(**{**arguments, "weights": None}, **knobs, memory_efficient=memory_efficient)
+    copy_weights(source, model)
+    return model
+
+
 # ---------------------------------------------------------------- ImageNet models
 
 IMAGENET_VARIANTS = {
@@ -191,6 +324,7 @@ def DenseNet(
     compression=0.5,
     dropout_rate=0.0,
     batch_norm_epsilon=None,
+    memory_efficient=False,
 ):
     """An ImageNet DenseNet-BC with dense blocks of ``blocks`` layers.
 
@@ -199,7 +333,10 @@ def DenseNet(
     DenseNet-161), ``bottleneck_width`` (the 1x1 conv makes
     ``bottleneck_width * k`` maps), ``compression`` (theta), ``dropout_rate``
     and ``batch_norm_epsilon`` (None: the pretrained checkpoint's value, else
-    keras.applications' 1.001e-5).
+    keras.applications' 1.001e-5). ``memory_efficient=True`` recomputes each
+    dense layer's concat -> BN -> ReLU -> conv1x1 in the backward pass
+    (:class:`~keras_ultradeep.layers.DenseBottleneck`): training memory linear
+    instead of quadratic in depth, the same function and the same weights.
     """
     blocks = tuple(blocks) if isinstance(blocks, list) else blocks
     model_name = _imagenet_variant_name(blocks, growth_rate, stem_filters)
@@ -216,6 +353,7 @@ def DenseNet(
         dropout_rate=dropout_rate,
         batch_norm_epsilon=batch_norm_epsilon,
     )
+    _check_memory_efficient(memory_efficient)
     features = densenet_features(
         blocks,
         stem=imagenet_stem,
@@ -226,13 +364,22 @@ def DenseNet(
         compression=compression,
         dropout_rate=dropout_rate,
         bn_epsilon=batch_norm_epsilon,
+        memory_efficient=memory_efficient,
     )
-    return contract.application(
-        features,
-        model_name=model_name,
-        default_size=IMAGENET_DEFAULT_SIZE,
-        min_size=IMAGENET_MIN_SIZE,
-        **contract.keras_arguments(locals()),
+    arguments = contract.keras_arguments(locals())
+    return _build(
+        DenseNet,
+        {"blocks": blocks, **arguments},
+        dict(growth_rate=growth_rate, stem_filters=stem_filters, bottleneck_width=bottleneck_width,
+             compression=compression, dropout_rate=dropout_rate, batch_norm_epsilon=batch_norm_epsilon),
+        memory_efficient,
+        lambda: contract.application(
+            features,
+            model_name=model_name,
+            default_size=IMAGENET_DEFAULT_SIZE,
+            min_size=IMAGENET_MIN_SIZE,
+            **arguments,
+        ),
     )
 
 
@@ -309,6 +456,7 @@ def DenseNetCIFAR(
     dropout_rate=0.0,
     stem_filters=None,
     batch_norm_epsilon=CIFAR_BN_EPSILON,
+    memory_efficient=False,
 ):
     """The paper's CIFAR/SVHN DenseNet (L, k), DenseNet-B, -C and -BC.
 
@@ -322,6 +470,9 @@ def DenseNetCIFAR(
             for training without augmentation).
         stem_filters: maps of the first conv; None gives the paper's 16, or 2k
             with bottlenecks.
+        memory_efficient: recompute each dense layer's concat -> BN -> ReLU ->
+            conv in the backward pass (training memory linear in depth instead
+            of quadratic); the same function and the same weights.
     """
     if not isinstance(bottleneck, bool):
         raise TypeError(f"bottleneck: expected True or False, got {bottleneck!r}")
@@ -337,6 +488,7 @@ def DenseNetCIFAR(
         dropout_rate=dropout_rate,
         batch_norm_epsilon=batch_norm_epsilon,
     )
+    _check_memory_efficient(memory_efficient)
     if name is None:
         name = f"densenet{'_bc' if bottleneck and compression < 1 else ''}{depth}_k{growth_rate}"
     features = densenet_features(
@@ -349,13 +501,22 @@ def DenseNetCIFAR(
         compression=compression,
         dropout_rate=dropout_rate,
         bn_epsilon=batch_norm_epsilon,
+        memory_efficient=memory_efficient,
     )
-    return contract.application(
-        features,
-        model_name="densenet_cifar",
-        default_size=CIFAR_DEFAULT_SIZE,
-        min_size=CIFAR_MIN_SIZE,
-        **contract.keras_arguments(locals()),
+    arguments = contract.keras_arguments(locals())
+    return _build(
+        DenseNetCIFAR,
+        arguments,
+        dict(depth=depth, growth_rate=growth_rate, bottleneck=bottleneck, compression=compression,
+             dropout_rate=dropout_rate, stem_filters=stem_filters, batch_norm_epsilon=batch_norm_epsilon),
+        memory_efficient,
+        lambda: contract.application(
+            features,
+            model_name="densenet_cifar",
+            default_size=CIFAR_DEFAULT_SIZE,
+            min_size=CIFAR_MIN_SIZE,
+            **arguments,
+        ),
     )
 
 

@@ -3,32 +3,102 @@
 ``digits`` is scikit-learn's bundled handwritten digits (1,797 8x8 grayscale
 images; no download), split 80/20 into train and validation, stratified by
 class, fixed by the seed. Every other name is a TensorFlow Datasets builder
-(``mnist``, ``cifar10``, ...): its ``train`` split trains and its ``test``
-split (``validation`` where there is no test split) validates.
+(``cifar10``, ``cifar100``, ``svhn_cropped``, ``imagenette``,
+``imagenet2012``, ...): its ``train`` split (or ``train_split``, e.g.
+``"train+extra"``) trains and its ``test`` split (``validation`` where there is
+no test split, and for ImageNet) validates. ``imagenet2012`` needs its
+archives in TFDS' manual folder (``manual_dir``, by default
+``DATA_DIR/downloads/manual``).
 
-Images come out as float32 in [0, 1], resized with ``tf.image.resize`` to the
-requested size; without one, to the dataset's own size raised to the model's
-minimum input side (``digits`` stays 8x8 for a CIFAR DenseNet).
+Images are scaled to [0, 1], resized with ``tf.image.resize`` to the requested
+size (without one, to the dataset's own size raised to the model's minimum
+input side) and normalized:
+
+* ``unit``: left in [0, 1];
+* ``mean``: minus the per-channel mean of the training images;
+* ``mean_std``: minus the mean, divided by the standard deviation;
+* ``symmetric``: scaled to [-1, 1] (Inception's preprocessing).
+
+Means and standard deviations are the published ones for CIFAR, SVHN and
+ImageNet, and measured on the training images otherwise.
+
+Augmentation of the training images, per image, in a parallel map:
+
+* ``none``;
+* ``flip``: random horizontal flip;
+* ``crop_flip``: 4-pixel zero padding (zero is the mean after
+  normalization), a random crop back to size, a random flip (the CIFAR/SVHN
+  papers');
+* ``crop_flip_reflect``: the same with reflection padding (Wide ResNets);
+* ``imagenet``: random-resized crop (area 8%-100%, aspect 3/4-4/3) and flip;
+  evaluation then resizes the shorter side to ``size / 0.875`` and takes the
+  central crop (256 -> 224).
+
+Reproducibility across interruptions: the training pipeline of epoch ``e`` is
+shuffled with a seed made of ``(seed, e)`` and augmented with stateless random
+ops seeded by ``(seed, e, index)``, so epoch ``e`` sees the same images in the
+same order with the same crops whether or not the run was interrupted before
+it. ``train_epochs(initial_epoch, epochs)`` gives the batches of those epochs
+back to back (what ``fit`` with ``steps_per_epoch`` consumes).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ImageDataset", "DIGITS", "check_dataset_name", "load_dataset"]
+__all__ = [
+    "ImageDataset",
+    "DIGITS",
+    "AUGMENTATIONS",
+    "NORMALIZATIONS",
+    "check_dataset_name",
+    "load_dataset",
+    "normalization_stats",
+]
 
 DIGITS = "digits"
 DIGITS_VALIDATION_FRACTION = 0.2
 _SHUFFLE_BUFFER = 10_000
+_STATS_SAMPLE = 10_000
+CENTER_CROP_FRACTION = 0.875  # 224 of 256
+CIFAR_PADDING = 4
+
+AUGMENTATIONS = ("none", "flip", "crop_flip", "crop_flip_reflect", "imagenet")
+NORMALIZATIONS = ("unit", "mean", "mean_std", "symmetric")
+
+_IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# Per-channel mean and standard deviation of the training images, in [0, 1].
+KNOWN_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "imagenet2012": _IMAGENET_STATS,
+    "imagenette": _IMAGENET_STATS,
+}
+# Datasets validated on their "validation" split: ImageNet's "test" has no labels, and
+# Imagenette has no "test" (TFDS does not know the splits before the download).
+_VALIDATION_SPLIT = {
+    "imagenet2012": "validation",
+    "imagenet2012_subset": "validation",
+    "imagenette": "validation",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataset:
-    """Batched train and validation pipelines and what a model needs to fit them."""
+    """Batched train and validation pipelines and what a model needs to fit them.
+
+    ``train`` is one epoch, reshuffled and re-augmented each time it is
+    iterated (for a plain ``fit(data.train, epochs=...)``);
+    ``train_epochs(initial_epoch, epochs)`` the batches of epochs
+    ``initial_epoch .. epochs-1`` one after another, each a function of the
+    seed and its epoch number only (what the resumable trainer uses).
+    """
 
     name: str
     train: tf.data.Dataset
@@ -37,6 +107,14 @@ class ImageDataset:
     image_shape: tuple  # (height, width, channels) of the images the pipelines yield
     train_examples: int
     validation_examples: int
+    batch_size: int = 1
+    mean: tuple = ()
+    std: tuple = ()
+    train_epochs: object = None
+
+    @property
+    def steps_per_epoch(self):
+        return math.ceil(self.train_examples / self.batch_size)
 
 
 def _tfds_names():
@@ -73,6 +151,11 @@ def _check_positive_int(value, argument, allow_none=False):
         raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
 
 
+def _check_choice(value, argument, choices):
+    if value not in choices:
+        raise ValueError(f"{argument}: expected one of {', '.join(choices)}, got {value!r}")
+
+
 def _target_size(native_size, input_size, min_size, name):
     if input_size is not None:
         return (input_size, input_size)
@@ -83,27 +166,207 @@ def _target_size(native_size, input_size, min_size, name):
     return tuple(max(side, min_size) for side in native_size)
 
 
-def _pipelines(train, validation, size, *, scale, batch_size, seed, train_examples):
-    """Scaled, resized, batched pipelines (the train one reshuffled every epoch)."""
+# ------------------------------------------------------------------ preprocessing
 
-    def prepare(image, label):
-        image = tf.cast(image, tf.float32) * scale
-        if tuple(image.shape[:2]) != size:
-            image = tf.image.resize(image, size)
-        return image, label
 
+def normalization_stats(name, images=None, channels=3):
+    """``(mean, std)`` per channel in [0, 1]: published, or measured on ``images``.
+
+    ``images``: a dataset of ``(image, label)`` already scaled to [0, 1].
+    """
+    base = name.split("/", 1)[0]
+    if base in KNOWN_STATS and channels == 3:
+        mean, std = KNOWN_STATS[base]
+        return tuple(mean), tuple(std)
+    if images is None:
+        return (0.0,) * channels, (1.0,) * channels
+    count = 0
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    for image, _ in images.take(_STATS_SAMPLE).as_numpy_iterator():
+        pixels = image.reshape(-1, channels).astype("float64")
+        total += pixels.sum(0)
+        total_sq += (pixels**2).sum(0)
+        count += len(pixels)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 1e-12))
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def _normalizer(normalization, mean, std):
+    mean = tf.constant(mean, tf.float32)
+    std = tf.constant(std, tf.float32)
+    if normalization == "unit":
+        return lambda image: image
+    if normalization == "mean":
+        return lambda image: image - mean
+    if normalization == "mean_std":
+        return lambda image: (image - mean) / std
+    if normalization == "symmetric":
+        return lambda image: image * 2.0 - 1.0
+    raise ValueError(f"normalization: expected one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+
+
+def _resize_shorter_and_center_crop(image, size):
+    """Resize so the shorter side is ``size / 0.875``, then the central ``size`` crop."""
+    height, width = size
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    target = max(height, width) / CENTER_CROP_FRACTION
+    scale = target / tf.reduce_min(shape)
+    resized = tf.cast(tf.round(shape * scale), tf.int32)
+    resized = tf.maximum(resized, [height, width])
+    image = tf.image.resize(image, resized)
+    top = (resized[0] - height) // 2
+    left = (resized[1] - width) // 2
+    return image[top : top + height, left : left + width]
+
+
+def _random_resized_crop(image, size, seed):
+    """Inception-style crop: 8%-100% of the area, aspect 3/4-4/3, resized to ``size``."""
+    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    crop = tf.slice(image, begin, extent)
+    return tf.image.resize(crop, size)
+
+
+class _Preprocessing:
+    """The per-image train and eval functions for one dataset and recipe."""
+
+    def __init__(self, size, *, scale, augmentation, normalize, channels):
+        self.size = tuple(size)
+        self.scale = scale
+        self.augmentation = augmentation
+        self.normalize = normalize
+        self.channels = channels
+
+    def _scaled(self, image):
+        return tf.cast(image, tf.float32) * self.scale
+
+    def _resized(self, image):
+        if tuple(image.shape[:2]) != self.size:
+            image = tf.image.resize(image, self.size)
+        return image
+
+    def eval(self, image):
+        image = self._scaled(image)
+        if self.augmentation == "imagenet":
+            image = _resize_shorter_and_center_crop(image, self.size)
+        else:
+            image = self._resized(image)
+        image = self.normalize(image)
+        return tf.ensure_shape(image, (*self.size, self.channels))
+
+    def train(self, image, seed):
+        """``seed``: a stateless seed, shape ``[2]`` int64."""
+        image = self._scaled(image)
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        if self.augmentation == "imagenet":
+            image = _random_resized_crop(image, self.size, seeds[0])
+            image = self.normalize(image)
+        else:
+            image = self.normalize(self._resized(image))
+            if self.augmentation in ("crop_flip", "crop_flip_reflect"):
+                p = CIFAR_PADDING
+                mode = "REFLECT" if self.augmentation == "crop_flip_reflect" else "CONSTANT"
+                padded = tf.pad(image, [[p, p], [p, p], [0, 0]], mode=mode)
+                image = tf.image.stateless_random_crop(padded, (*self.size, self.channels), seeds[0])
+        if self.augmentation != "none":
+            image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+        return tf.ensure_shape(image, (*self.size, self.channels))
+
+
+def _pipelines(train, validation, prep, *, batch_size, seed, train_examples, label_fn):
+    """The validation pipeline and ``train_epochs(initial_epoch, epochs)``."""
     autotune = tf.data.AUTOTUNE
-    train = (
-        train.shuffle(min(train_examples, _SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-        .map(prepare, num_parallel_calls=autotune)
+    buffer = min(train_examples, _SHUFFLE_BUFFER)
+
+    def epoch(index):
+        index = tf.cast(index, tf.int64)
+        epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + index
+        data = train.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False).enumerate()
+
+        def prepare(position, example):
+            image, label = example
+            return prep.train(image, tf.stack([epoch_seed, position])), label_fn(label)
+
+        return data.map(prepare, num_parallel_calls=autotune).batch(batch_size)
+
+    def train_epochs(initial_epoch=0, epochs=None):
+        epochs = initial_epoch + 1 if epochs is None else epochs
+        return tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch).prefetch(autotune)
+
+    def reshuffled():
+        """One epoch, reshuffled and re-augmented every time it is iterated (plain ``fit``)."""
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        data = tf.data.Dataset.zip(train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True), seeds)
+
+        def prepare(example, element_seed):
+            image, label = example
+            return prep.train(image, element_seed), label_fn(label)
+
+        return data.map(prepare, num_parallel_calls=autotune).batch(batch_size).prefetch(autotune)
+
+    validation = (
+        validation.map(lambda image, label: (prep.eval(image), label_fn(label)), num_parallel_calls=autotune)
         .batch(batch_size)
         .prefetch(autotune)
     )
-    validation = validation.map(prepare, num_parallel_calls=autotune).batch(batch_size).prefetch(autotune)
-    return train, validation
+    return train_epochs, reshuffled(), validation
 
 
-def _load_digits(*, batch_size, input_size, min_size, seed):
+def _label_fn(one_hot, num_classes):
+    if one_hot:
+        return lambda label: tf.one_hot(label, num_classes)
+    return lambda label: label
+
+
+def _finish(name, train_source, validation_source, *, size, channels, scale, num_classes, train_examples,
+            validation_examples, batch_size, seed, augmentation, normalization, one_hot):
+    stats_source = train_source.map(lambda image, label: (tf.cast(image, tf.float32) * scale, label))
+    if normalization in ("mean", "mean_std"):
+        mean, std = normalization_stats(name, stats_source, channels)
+    else:
+        mean, std = (0.0,) * channels, (1.0,) * channels
+    prep = _Preprocessing(
+        size,
+        scale=scale,
+        augmentation=augmentation,
+        normalize=_normalizer(normalization, mean, std),
+        channels=channels,
+    )
+    train_epochs, train, validation = _pipelines(
+        train_source,
+        validation_source,
+        prep,
+        batch_size=batch_size,
+        seed=seed,
+        train_examples=train_examples,
+        label_fn=_label_fn(one_hot, num_classes),
+    )
+    return ImageDataset(
+        name=name,
+        train=train,
+        validation=validation,
+        num_classes=num_classes,
+        image_shape=(*size, channels),
+        train_examples=train_examples,
+        validation_examples=validation_examples,
+        batch_size=batch_size,
+        mean=mean,
+        std=std,
+        train_epochs=train_epochs,
+    )
+
+
+def _digits_arrays(seed):
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -114,32 +377,34 @@ def _load_digits(*, batch_size, input_size, min_size, seed):
     digits = load_digits()
     images = digits.images.astype("float32")[..., np.newaxis]  # pixel values 0..16
     labels = digits.target.astype("int64")
-    x_train, x_val, y_train, y_val = train_test_split(
+    return train_test_split(
         images, labels, test_size=DIGITS_VALIDATION_FRACTION, stratify=labels, random_state=seed
     )
-    size = _target_size(images.shape[1:3], input_size, min_size, DIGITS)
-    train, validation = _pipelines(
+
+
+def _load_digits(*, input_size, min_size, seed, **options):
+    x_train, x_val, y_train, y_val = _digits_arrays(seed)
+    size = _target_size(x_train.shape[1:3], input_size, min_size, DIGITS)
+    return _finish(
+        DIGITS,
         tf.data.Dataset.from_tensor_slices((x_train, y_train)),
         tf.data.Dataset.from_tensor_slices((x_val, y_val)),
-        size,
+        size=size,
+        channels=1,
         scale=1.0 / 16.0,
-        batch_size=batch_size,
-        seed=seed,
-        train_examples=len(x_train),
-    )
-    return ImageDataset(
-        name=DIGITS,
-        train=train,
-        validation=validation,
-        num_classes=int(labels.max()) + 1,
-        image_shape=(*size, 1),
+        num_classes=10,
         train_examples=len(x_train),
         validation_examples=len(x_val),
+        seed=seed,
+        **options,
     )
 
 
 def _split_size(dataset, info, split):
-    split_info = info.splits.get(split) if info.splits else None
+    try:
+        split_info = info.splits[split] if info.splits else None
+    except (KeyError, ValueError):
+        split_info = None
     if split_info is not None:
         return split_info.num_examples
     cardinality = int(dataset.cardinality())
@@ -148,18 +413,28 @@ def _split_size(dataset, info, split):
     return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
 
 
-def _load_tfds(name, *, batch_size, input_size, min_size, seed, data_dir):
+def _load_tfds(name, *, input_size, min_size, seed, data_dir, manual_dir, train_split, **options):
     import tensorflow_datasets as tfds
 
+    base = name.split("/", 1)[0]
     known_splits = tfds.builder(name, data_dir=data_dir).info.splits
-    # Before a dataset is downloaded its splits are unknown; most have "test".
-    validation_split = "validation" if known_splits and "test" not in known_splits else "test"
+    if base in _VALIDATION_SPLIT:
+        validation_split = _VALIDATION_SPLIT[base]
+    else:
+        # Before a dataset is downloaded its splits are unknown; most have "test".
+        validation_split = "validation" if known_splits and "test" not in known_splits else "test"
+    kwargs = {}
+    if manual_dir is not None:
+        kwargs["download_and_prepare_kwargs"] = {
+            "download_config": tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+        }
     (train, validation), info = tfds.load(
         name,
-        split=["train", validation_split],
+        split=[train_split, validation_split],
         as_supervised=True,
         with_info=True,
         data_dir=data_dir,
+        **kwargs,
     )
     image_key, label_key = info.supervised_keys
     image_shape = tuple(info.features[image_key].shape)
@@ -169,31 +444,37 @@ def _load_tfds(name, *, batch_size, input_size, min_size, seed, data_dir):
             f"dataset: {name!r} is not an image classification dataset "
             f"(supervised features {info.supervised_keys})"
         )
-    train_examples = _split_size(train, info, "train")
-    validation_examples = _split_size(validation, info, validation_split)
     size = _target_size(image_shape[:2], input_size, min_size, name)
     scale = 1.0 / 255.0 if info.features[image_key].dtype == tf.uint8 else 1.0
-    train, validation = _pipelines(
+    return _finish(
+        name,
         train,
         validation,
-        size,
+        size=size,
+        channels=image_shape[2],
         scale=scale,
-        batch_size=batch_size,
-        seed=seed,
-        train_examples=train_examples,
-    )
-    return ImageDataset(
-        name=name,
-        train=train,
-        validation=validation,
         num_classes=label_feature.num_classes,
-        image_shape=(*size, image_shape[2]),
-        train_examples=train_examples,
-        validation_examples=validation_examples,
+        train_examples=_split_size(train, info, train_split),
+        validation_examples=_split_size(validation, info, validation_split),
+        seed=seed,
+        **options,
     )
 
 
-def load_dataset(name, *, batch_size, input_size=None, min_size=1, seed=0, data_dir=None):
+def load_dataset(
+    name,
+    *,
+    batch_size,
+    input_size=None,
+    min_size=1,
+    seed=0,
+    data_dir=None,
+    manual_dir=None,
+    augmentation="none",
+    normalization="unit",
+    one_hot=False,
+    train_split="train",
+):
     """Loads dataset ``name`` as batched train and validation pipelines.
 
     Args:
@@ -202,8 +483,13 @@ def load_dataset(name, *, batch_size, input_size=None, min_size=1, seed=0, data_
         input_size: the side images are resized to; ``None`` keeps each side
             of the dataset's images, raised to ``min_size``.
         min_size: the model's smallest accepted side.
-        seed: fixes the digits split and the shuffling order.
+        seed: fixes the digits split, the shuffling order and the augmentation.
         data_dir: where TensorFlow Datasets keeps its data (its default if None).
+        manual_dir: TFDS' manual download folder (``imagenet2012``'s archives).
+        augmentation: one of :data:`AUGMENTATIONS` (training images only).
+        normalization: one of :data:`NORMALIZATIONS`.
+        one_hot: one-hot labels (for label smoothing) instead of class indices.
+        train_split: the TFDS split to train on (``"train+extra"`` for SVHN).
 
     Returns:
         An :class:`ImageDataset`.
@@ -212,13 +498,23 @@ def load_dataset(name, *, batch_size, input_size=None, min_size=1, seed=0, data_
     _check_positive_int(batch_size, "batch_size")
     _check_positive_int(input_size, "input_size", allow_none=True)
     _check_positive_int(min_size, "min_size")
+    _check_choice(augmentation, "augmentation", AUGMENTATIONS)
+    _check_choice(normalization, "normalization", NORMALIZATIONS)
+    options = dict(
+        batch_size=batch_size,
+        augmentation=augmentation,
+        normalization=normalization,
+        one_hot=bool(one_hot),
+    )
     if name == DIGITS:
-        return _load_digits(batch_size=batch_size, input_size=input_size, min_size=min_size, seed=seed)
+        return _load_digits(input_size=input_size, min_size=min_size, seed=seed, **options)
     return _load_tfds(
         name,
-        batch_size=batch_size,
         input_size=input_size,
         min_size=min_size,
         seed=seed,
         data_dir=data_dir,
+        manual_dir=manual_dir,
+        train_split=train_split,
+        **options,
     )

@@ -1,0 +1,104 @@
+"""The model zoo table cannot drift: docs/zoo.json matches the registry and the models' real figures.
+
+``docs/scripts/zoo.py`` writes ``docs/zoo.json`` (parameters, MACs, default input of every
+registered model); the site's hook (``docs/hooks/zoo.py``) renders the table from the registry and
+that file and refuses to build when they disagree. These tests check the same without building the
+site, and rebuild a few cheap models to check their recorded figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def zoo_script():
+    return _load(ROOT / "docs" / "scripts" / "zoo.py", "docs_zoo_script")
+
+
+@pytest.fixture(scope="module")
+def hook():
+    return _load(ROOT / "docs" / "hooks" / "zoo.py", "docs_zoo_hook")
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    with open(ROOT / "docs" / "zoo.json", encoding="utf-8") as f:
+        return json.load(f)["models"]
+
+
+def test_zoo_json_lists_exactly_the_registered_models(zoo):
+    import keras_ultradeep as ku
+
+    registered = set(ku.list_models())
+    assert not registered - set(zoo), (
+        f"docs/zoo.json lacks {sorted(registered - set(zoo))}: run `python docs/scripts/zoo.py --missing`"
+    )
+    assert not set(zoo) - registered, f"docs/zoo.json lists unregistered models {sorted(set(zoo) - registered)}"
+
+
+def test_zoo_json_default_sizes_and_families_match_the_registry(zoo):
+    from keras_ultradeep import registry
+
+    for name, figures in zoo.items():
+        entry = registry.model_entry(name)
+        assert figures["default_size"] == entry.default_size, name
+        assert figures["family"] == entry.family, name
+        assert figures["input_shape"][:2] == [entry.default_size] * 2, name
+        assert 0 < figures["trainable_params"] <= figures["params"], name
+        assert figures["macs"] > 0, name
+
+
+@pytest.mark.parametrize("name", ["densenet40_k12", "resnet20_cifar", "lenet5", "nin_cifar", "highway19_cifar"])
+def test_recorded_figures_are_the_models_own(name, zoo, zoo_script):
+    assert zoo_script.measure(name) == zoo[name]
+
+
+def test_published_and_parity_tables_name_registered_models(hook, zoo):
+    rows = hook.zoo_rows(zoo=zoo)
+    import keras_ultradeep as ku
+
+    assert [row["name"] for row in rows] == ku.list_models()
+    densenet121 = next(row for row in rows if row["name"] == "densenet121")
+    assert "25.02" in densenet121["error"] and "Table 3" in densenet121["source"]
+    assert "`imagenet`" in densenet121["weights"] and "keras-applications" in densenet121["weights"]
+    assert densenet121["page"] == "densenet"
+    table = hook.zoo_table(rows)
+    assert table.count("\n| `") == len(rows)
+
+
+def test_the_build_refuses_a_stale_zoo_json(hook, zoo):
+    from mkdocs.exceptions import PluginError
+
+    import keras_ultradeep as ku
+
+    names = ku.list_models()
+    stale = dict(zoo)
+    del stale[names[0]]
+    with pytest.raises(PluginError, match=f"missing: {names[0]}"):
+        hook.check_zoo(names, stale)
+    with pytest.raises(PluginError, match="not registered: not_a_model"):
+        hook.check_zoo(names, {**zoo, "not_a_model": zoo[names[0]]})
+
+
+def test_zoo_script_writes_atomically_and_keeps_other_entries(zoo_script, tmp_path, zoo):
+    output = tmp_path / "zoo.json"
+    zoo_script.write({"densenet40_k12": zoo["densenet40_k12"], "not_registered": {}}, output)
+    assert zoo_script.main(["lenet5", "--output", str(output)]) == 0
+    written = zoo_script.load(output)
+    assert set(written) == {"densenet40_k12", "lenet5"}  # unregistered names are dropped
+    assert written["lenet5"] == zoo["lenet5"]
+    assert [p.name for p in tmp_path.iterdir()] == ["zoo.json"]
