@@ -98,9 +98,9 @@ def test_feature_stages():
     assert shapes == {
         "stage1_s4": (55, 55, 96),
         "stage2_s8": (27, 27, 256),
-        "stage3_s17": (13, 13, 384),
-        "stage4_s17": (13, 13, 384),
-        "stage5_s17": (13, 13, 256),
+        "stage3_s16": (13, 13, 384),
+        "stage4_s16": (13, 13, 384),
+        "stage5_s16": (13, 13, 256),
     }
 
 
