@@ -21,6 +21,12 @@ def _pair(value, argument):
     return tuple(pair)
 
 
+def _has_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
 class GroupedConv2D(keras.layers.Layer):
     """A 2-D convolution whose input and output channels are split into
@@ -124,13 +130,20 @@ class GroupedConv2D(keras.layers.Layer):
 
             # The grouped kernel goes straight to TensorFlow's Conv2D op,
             # bypassing keras.ops.conv's nested XLA function (see the docstring).
+            # TensorFlow's CPU kernel for the float16 filter gradient of a
+            # grouped convolution sizes its buffer for one group and fails
+            # ("filter_size does not have enough elements"); without a GPU the
+            # float16 convolution runs in float32 and is cast back.
+            upcast = inputs.dtype == tf.float16 and not _has_gpu()
             outputs = tf.nn.convolution(
-                inputs,
-                kernel,
+                tf.cast(inputs, tf.float32) if upcast else inputs,
+                tf.cast(kernel, tf.float32) if upcast else kernel,
                 strides=self.strides,
                 padding=self.padding.upper(),
                 dilations=self.dilation_rate,
             )
+            if upcast:
+                outputs = tf.cast(outputs, tf.float16)
         else:
             outputs = ops.conv(
                 inputs, kernel, strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate

@@ -513,6 +513,10 @@ def _adapt_to_multi_worker(model, strategy, data):
     2. The step's logs are reduced across workers with ``reduce("MEAN", v,
        axis=0)``, which fails on scalars: the steps return them with a leading
        axis of one (the mean over the workers' equal values is the value).
+
+    Both are open upstream (keras-team/keras#20585, tensorflow/tensorflow#72388:
+    TensorFlow's own multi-worker Keras tutorial fails on Keras 3); the strategy,
+    the collectives and ``fit`` are still TensorFlow's and Keras' own.
     """
     from keras import ops
 
