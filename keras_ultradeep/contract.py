@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 
+from keras_ultradeep import registry
 from keras_ultradeep import weights as weights_lib
 
 __all__ = [
@@ -322,6 +323,23 @@ def variant_builder(family_builder, variant, title, config, *, default_weights=N
     builder.__name__ = builder.__qualname__ = title
     builder.__doc__ = doc or f"{title}: ``{family_builder.__name__}`` with {config}."
     return builder
+
+
+def registered_variant(
+    family_builder, variant, title, config, *, family, default_size, min_size, default_weights=None, doc=None
+):
+    """:func:`variant_builder`, registered as ``variant`` in ``family``; returns the builder."""
+    builder = variant_builder(family_builder, variant, title, config, default_weights=default_weights, doc=doc)
+    return registry.register(variant, builder, family=family, default_size=default_size, min_size=min_size)
+
+
+def variant_name(variants, config, default, *, normalize=None):
+    """The name of the row of ``variants`` (name -> configuration) equal to
+    ``config``, each row passed through ``normalize`` first; else ``default``."""
+    return next(
+        (name for name, known in variants.items() if (normalize(known) if normalize else known) == config),
+        default,
+    )
 
 
 def pretrained_option(model_name, weights, key, default):

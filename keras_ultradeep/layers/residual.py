@@ -55,8 +55,49 @@ def survival_probabilities(num_blocks, final_survival_prob=0.5, rule="linear"):
     return probs
 
 
+class ResidualMerge(keras.layers.Layer):
+    """Base of the layers called on ``[shortcut, residual]``, two tensors of one
+    shape, that merge them into one of that shape: the input checks and the
+    output shape, shared."""
+
+    def _pair_shapes(self, input_shape):
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or len(input_shape) != 2
+            or not all(isinstance(shape, (list, tuple)) for shape in input_shape)
+        ):
+            raise ValueError(
+                f"inputs: {self.name} expects a list [shortcut, residual] of two tensors, "
+                f"got input shape(s) {input_shape!r}"
+            )
+        shortcut, residual = (tuple(shape) for shape in input_shape)
+        if len(shortcut) != len(residual) or any(
+            a is not None and b is not None and a != b for a, b in zip(shortcut, residual)
+        ):
+            raise ValueError(
+                f"inputs: {self.name} expects shortcut and residual of the same shape, "
+                f"got {shortcut} and {residual}"
+            )
+        return tuple(a if a is not None else b for a, b in zip(shortcut, residual))
+
+    def build(self, input_shape):
+        self._pair_shapes(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return self._pair_shapes(input_shape)
+
+    def _split(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                f"inputs: {self.name} expects a list [shortcut, residual] of two tensors, "
+                f"got {type(inputs).__name__}"
+            )
+        return inputs
+
+
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
-class StochasticDepth(keras.layers.Layer):
+class StochasticDepth(ResidualMerge):
     """The merge of a residual block that randomly drops the residual branch.
 
     Huang et al. 2016, "Deep Networks with Stochastic Depth". Called on
@@ -96,40 +137,8 @@ class StochasticDepth(keras.layers.Layer):
         # Variable-backed state: a new draw on every call, in eager, graph and XLA alike.
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def _pair_shapes(self, input_shape):
-        if (
-            not isinstance(input_shape, (list, tuple))
-            or len(input_shape) != 2
-            or not all(isinstance(shape, (list, tuple)) for shape in input_shape)
-        ):
-            raise ValueError(
-                f"inputs: {self.name} expects a list [shortcut, residual] of two tensors, "
-                f"got input shape(s) {input_shape!r}"
-            )
-        shortcut, residual = (tuple(shape) for shape in input_shape)
-        if len(shortcut) != len(residual) or any(
-            a is not None and b is not None and a != b for a, b in zip(shortcut, residual)
-        ):
-            raise ValueError(
-                f"inputs: {self.name} expects shortcut and residual of the same shape, "
-                f"got {shortcut} and {residual}"
-            )
-        return tuple(a if a is not None else b for a, b in zip(shortcut, residual))
-
-    def build(self, input_shape):
-        self._pair_shapes(input_shape)
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        return self._pair_shapes(input_shape)
-
     def call(self, inputs, training=None):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError(
-                f"inputs: {self.name} expects a list [shortcut, residual] of two tensors, "
-                f"got {type(inputs).__name__}"
-            )
-        shortcut, residual = inputs
+        shortcut, residual = self._split(inputs)
         self._pair_shapes([tuple(shortcut.shape), tuple(residual.shape)])
         p = self.survival_prob
         if p == 1.0:

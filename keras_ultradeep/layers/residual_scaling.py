@@ -15,6 +15,8 @@ import math
 import keras
 from keras import ops
 
+from keras_ultradeep.layers.residual import ResidualMerge
+
 __all__ = ["ResidualScaling"]
 
 
@@ -30,7 +32,7 @@ def _check_scale(value):
 
 
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
-class ResidualScaling(keras.layers.Layer):
+class ResidualScaling(ResidualMerge):
     """``shortcut + scale * residual``, the scaled residual merge.
 
     Called on ``[shortcut, residual]`` (tensors of the same shape)::
@@ -58,40 +60,8 @@ class ResidualScaling(keras.layers.Layer):
         super().__init__(**kwargs)
         self.scale = _check_scale(scale)
 
-    def _pair_shapes(self, input_shape):
-        if (
-            not isinstance(input_shape, (list, tuple))
-            or len(input_shape) != 2
-            or not all(isinstance(shape, (list, tuple)) for shape in input_shape)
-        ):
-            raise ValueError(
-                f"inputs: {self.name} expects a list [shortcut, residual] of two tensors, "
-                f"got input shape(s) {input_shape!r}"
-            )
-        shortcut, residual = (tuple(shape) for shape in input_shape)
-        if len(shortcut) != len(residual) or any(
-            a is not None and b is not None and a != b for a, b in zip(shortcut, residual)
-        ):
-            raise ValueError(
-                f"inputs: {self.name} expects shortcut and residual of the same shape, "
-                f"got {shortcut} and {residual}"
-            )
-        return tuple(a if a is not None else b for a, b in zip(shortcut, residual))
-
-    def build(self, input_shape):
-        self._pair_shapes(input_shape)
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        return self._pair_shapes(input_shape)
-
     def call(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError(
-                f"inputs: {self.name} expects a list [shortcut, residual] of two tensors, "
-                f"got {type(inputs).__name__}"
-            )
-        shortcut, residual = inputs
+        shortcut, residual = self._split(inputs)
         if self.scale == 1.0:
             return shortcut + residual
         # Straight from the Python float to the residual's dtype: a detour through

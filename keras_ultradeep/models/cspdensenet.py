@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import contract
 from keras_ultradeep.layers import ChannelSplit
 from keras_ultradeep.models.densenet import dense_block, imagenet_stem
 
@@ -267,8 +267,8 @@ def CSPDenseNet(
         blocks=blocks, growth_rate=growth_rate, stem_filters=stem_filters, bottleneck_width=bottleneck_width,
         compression=compression, part_ratio=part_ratio, fusion=fusion,
     )
-    model_name = next(
-        (v for v, known in VARIANTS.items() if {**defaults, **known} == config), "cspdensenet"
+    model_name = contract.variant_name(
+        VARIANTS, config, "cspdensenet", normalize=lambda known: {**defaults, **known}
     )
     features = cspdensenet_features(
         blocks, growth_rate=growth_rate, stem_filters=stem_filters, bottleneck_width=bottleneck_width,
@@ -286,8 +286,9 @@ def CSPDenseNet(
 
 def _builder(variant, title):
     config = VARIANTS[variant]
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         CSPDenseNet, variant, title, config,
+        family="cspdensenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title}: DenseNet-{variant.removeprefix('cspdensenet')}'s dense layers "
             f"{list(config['blocks'])} in cross stage partial stages (growth rate 32, gamma 0.5, "
@@ -296,8 +297,6 @@ def _builder(variant, title):
             "transition widths are this package's choice: no official configuration exists."
         ),
     )
-    registry.register(variant, builder, family="cspdensenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 CSPDenseNet121 = _builder("cspdensenet121", "CSPDenseNet121")

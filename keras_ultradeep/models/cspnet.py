@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import contract
 from keras_ultradeep.layers import ChannelSplit, SymmetricMaxPooling2D
 from keras_ultradeep.models.resnet import conv
 
@@ -303,8 +303,8 @@ def CSPNet(
         cross_linear=cross_linear,
     )
     checked = _check_knobs(config, batch_norm_epsilon)
-    model_name = next(
-        (v for v, known in VARIANTS.items() if _check_knobs(known, BN_EPSILON) == checked), "cspnet"
+    model_name = contract.variant_name(
+        VARIANTS, checked, "cspnet", normalize=lambda known: _check_knobs(known, BN_EPSILON)
     )
     features = cspnet_features(checked, batch_norm_epsilon)
     return contract.application(
@@ -318,8 +318,9 @@ def CSPNet(
 
 def _builder(variant, title):
     config = VARIANTS[variant]
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         CSPNet, variant, title, config,
+        family="cspnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title} (timm's {variant}): blocks {list(config['depths'])}, widths "
             f"{list(config['filters'])}, {config['block']} blocks"
@@ -327,8 +328,6 @@ def _builder(variant, title):
             "Takes keras.applications' arguments and ``batch_norm_epsilon``; see :func:`CSPNet`."
         ),
     )
-    registry.register(variant, builder, family="cspnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 CSPResNet50 = _builder("cspresnet50", "CSPResNet50")

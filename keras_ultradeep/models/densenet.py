@@ -300,13 +300,6 @@ IMAGENET_DEFAULT_SIZE = 224
 IMAGENET_MIN_SIZE = 32  # keras.applications' value: the total stride
 
 
-def _imagenet_variant_name(blocks, growth_rate, stem_filters):
-    for variant, config in IMAGENET_VARIANTS.items():
-        if config == dict(blocks=tuple(blocks), growth_rate=growth_rate, stem_filters=stem_filters):
-            return variant
-    return "densenet"
-
-
 def DenseNet(
     blocks,
     include_top=True,
@@ -339,7 +332,9 @@ def DenseNet(
     instead of quadratic in depth, the same function and the same weights.
     """
     blocks = tuple(blocks) if isinstance(blocks, list) else blocks
-    model_name = _imagenet_variant_name(blocks, growth_rate, stem_filters)
+    model_name = contract.variant_name(
+        IMAGENET_VARIANTS, dict(blocks=tuple(blocks), growth_rate=growth_rate, stem_filters=stem_filters), "densenet"
+    )
     if batch_norm_epsilon is None:
         batch_norm_epsilon = contract.pretrained_option(
             model_name, weights, "batch_norm_epsilon", KERAS_BN_EPSILON
@@ -386,8 +381,9 @@ def DenseNet(
 def _imagenet_builder(variant, default_weights):
     config = IMAGENET_VARIANTS[variant]
     title = "DenseNet" + variant.removeprefix("densenet")
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         DenseNet, variant, title, config, default_weights=default_weights,
+        family="densenet", default_size=IMAGENET_DEFAULT_SIZE, min_size=IMAGENET_MIN_SIZE,
         doc=(
             f"{title}: dense blocks {list(config['blocks'])}, growth rate "
             f"{config['growth_rate']}, {config['stem_filters']}-map stem.\n\n"
@@ -396,10 +392,6 @@ def _imagenet_builder(variant, default_weights):
             "keras.applications' 1.001e-5 otherwise)."
         ),
     )
-    registry.register(
-        variant, builder, family="densenet", default_size=IMAGENET_DEFAULT_SIZE, min_size=IMAGENET_MIN_SIZE
-    )
-    return builder
 
 
 DenseNet121 = _imagenet_builder("densenet121", "imagenet")

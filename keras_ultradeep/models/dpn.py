@@ -37,7 +37,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import contract
 from keras_ultradeep.layers import ChannelSplit
 from keras_ultradeep.models.resnet import conv
 
@@ -236,7 +236,7 @@ def DPN(
         small=small, num_init_features=num_init_features, k_r=k_r, groups=groups, k_sec=k_sec,
         inc_sec=inc_sec, b=b,
     )
-    model_name = next((v for v, known in VARIANTS.items() if known == config), "dpn")
+    model_name = contract.variant_name(VARIANTS, config, "dpn")
     features = dpn_features(
         k_sec, inc_sec, k_r=k_r, groups=groups, num_init_features=num_init_features, small=small, b=b,
         bn_epsilon=batch_norm_epsilon,
@@ -252,8 +252,9 @@ def DPN(
 
 def _builder(variant, title):
     config = VARIANTS[variant]
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         DPN, variant, title, config,
+        family="dpn", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title} (timm's {variant}): blocks {list(config['k_sec'])}, dense increments "
             f"{list(config['inc_sec'])}, k_r={config['k_r']}, groups={config['groups']}"
@@ -261,8 +262,6 @@ def _builder(variant, title):
             "Takes keras.applications' arguments and ``batch_norm_epsilon``; see :func:`DPN`."
         ),
     )
-    registry.register(variant, builder, family="dpn", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 DPN68 = _builder("dpn68", "DPN68")

@@ -174,7 +174,7 @@ def DRN(
     _check_knobs(arch, blocks, block)
     blocks = tuple(blocks)
     config = dict(arch=arch, blocks=blocks, block=block)
-    model_name = next((v for v, c in VARIANTS.items() if c == config), "drn")
+    model_name = contract.variant_name(VARIANTS, config, "drn")
     name = name or model_name
     return contract.application(
         drn_features(arch, blocks, block),

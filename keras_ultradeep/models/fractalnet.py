@@ -236,7 +236,7 @@ def FractalNet(
         columns, blocks, filters, dropout_rates, local_drop_path, global_drop_path, seed
     )
     config = dict(columns=columns, blocks=blocks, filters=filters)
-    model_name = next((v for v, known in VARIANTS.items() if known == config), "fractalnet")
+    model_name = contract.variant_name(VARIANTS, config, "fractalnet")
     if name is None:
         name = f"fractalnet{blocks * 2 ** (columns - 1)}"
 

@@ -60,7 +60,7 @@ import functools
 import keras
 from keras import layers, ops
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import contract
 
 __all__ = [
     "OverFeat",
@@ -208,19 +208,15 @@ def OverFeat(
 def _builder(variant, title):
     model = variant.removeprefix("overfeat_")
     size = DEFAULT_SIZES[variant]
-    builder = contract.variant_builder(
+    config = VARIANTS[variant]
+    return contract.registered_variant(
         OverFeat, variant, title, {"model": model},
+        family="overfeat", default_size=size, min_size=_smallest_input(config["convs"], config["full"][0]),
         doc=(
             f"OverFeat's {model} model, {size}x{size} input.\n\n"
             "Takes keras.applications' arguments and OverFeat's knobs; see :func:`OverFeat`."
         ),
     )
-    config = VARIANTS[variant]
-    registry.register(
-        variant, builder, family="overfeat", default_size=size,
-        min_size=_smallest_input(config["convs"], config["full"][0]),
-    )
-    return builder
 
 
 OverFeatFast = _builder("overfeat_fast", "OverFeatFast")

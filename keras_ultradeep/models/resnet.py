@@ -259,14 +259,6 @@ DEFAULT_SIZE = 224
 MIN_SIZE = 32  # keras.applications' value: the total stride
 
 
-def _variant_name(config):
-    defaults = dict(cardinality=1, bottleneck_width=64)
-    for variant, known in VARIANTS.items():
-        if {**defaults, **known} == {**defaults, **config}:
-            return variant
-    return "resnet"
-
-
 def ResNet(
     blocks,
     include_top=True,
@@ -313,9 +305,12 @@ def ResNet(
         batch_norm_epsilon = KERAS_BN_EPSILON if form == "keras" else TORCH_BN_EPSILON
     _check_knobs(blocks, block, form, cardinality, bottleneck_width, use_bias, batch_norm_epsilon)
     survival_probs = _survival_probs(sum(blocks), survival_prob, survival_rule)
-    model_name = _variant_name(
-        dict(blocks=blocks, block=block, form=form, cardinality=cardinality,
-             bottleneck_width=bottleneck_width)
+    defaults = dict(cardinality=1, bottleneck_width=64)
+    model_name = contract.variant_name(
+        VARIANTS,
+        dict(blocks=blocks, block=block, form=form, cardinality=cardinality, bottleneck_width=bottleneck_width),
+        "resnet",
+        normalize=lambda known: {**defaults, **known},
     )
     features = resnet_features(
         blocks,
@@ -339,16 +334,15 @@ def ResNet(
 def _builder(variant, title, default_weights=None):
     config = VARIANTS[variant]
     form = "keras.applications'" if config["form"] == "keras" else "torchvision/timm's"
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         ResNet, variant, title, config, default_weights=default_weights,
+        family="resnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title} ({variant}): {config['block']} blocks {list(config['blocks'])}, {form} form.\n\n"
             "Takes keras.applications' arguments and :func:`ResNet`'s other knobs\n"
             "(``survival_prob``/``survival_rule`` for stochastic depth, ``batch_norm_epsilon``)."
         ),
     )
-    registry.register(variant, builder, family="resnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 ResNet50 = _builder("resnet50_keras", "ResNet50", "imagenet")

@@ -166,7 +166,7 @@ def ResNetV2(
     _check_blocks(blocks)
     blocks = tuple(blocks)
     probs = _survival_probs(sum(blocks), survival_prob, survival_rule)
-    model_name = next((v for v, b in KERAS_VARIANTS.items() if b == blocks), "resnetv2")
+    model_name = contract.variant_name(KERAS_VARIANTS, blocks, "resnetv2")
 
     def features(x):
         x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
@@ -197,16 +197,15 @@ def ResNetV2(
 
 def _keras_builder(variant, title):
     blocks = KERAS_VARIANTS[variant]
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         ResNetV2, variant, title, dict(blocks=blocks), default_weights="imagenet",
+        family="resnet_v2", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title}: keras.applications' pre-activation ResNet, units {list(blocks)}.\n\n"
             "Takes keras.applications' arguments plus stochastic depth (``survival_prob``,\n"
             "``survival_rule``)."
         ),
     )
-    registry.register(variant, builder, family="resnet_v2", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 ResNet50V2 = _keras_builder("resnet50v2", "ResNet50V2")
@@ -302,15 +301,14 @@ def PreActResNet(
 
 def _timm_builder(variant, title):
     config = TIMM_VARIANTS[variant]
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         PreActResNet, variant, title, config,
+        family="resnet_v2", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title} (timm's {variant}): {config['block']} pre-activation units "
             f"{list(config['blocks'])}; see :func:`PreActResNet`."
         ),
     )
-    registry.register(variant, builder, family="resnet_v2", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 PreActResNet18 = _timm_builder("resnetv2_18", "PreActResNet18")

@@ -54,7 +54,7 @@ import functools
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import contract
 from keras_ultradeep.layers import LocalResponseNormalization
 
 __all__ = [
@@ -258,16 +258,15 @@ def VGG(
 
 def _builder(variant, title, description, default_weights=None):
     config = VARIANTS[variant]
-    builder = contract.variant_builder(
+    return contract.registered_variant(
         VGG, variant, title, config, default_weights=default_weights,
+        family="vgg", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
         doc=(
             f"{title} ({variant}): {description}.\n\n"
             "Takes keras.applications' arguments and ``dropout_rate``, ``fc_units``"
             f"{', ``batch_norm_epsilon``' if config['batch_norm'] else ''}; see :func:`VGG`."
         ),
     )
-    registry.register(variant, builder, family="vgg", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-    return builder
 
 
 VGG11 = _builder("vgg11", "VGG11", "configuration A, 11 weight layers")

@@ -63,6 +63,46 @@ class Recipe:
 
 _CIFAR_AUG = "4-pixel zero padding, random 32x32 crop, horizontal flip"
 
+_DENSENET_CIFAR = Recipe(
+    "densenet_cifar",
+    "DenseNet on CIFAR with standard augmentation (C10+/C100+)",
+    "Huang et al. 2017, Densely Connected Convolutional Networks, sec. 4.2: SGD, Nesterov "
+    "momentum 0.9 without dampening, batch 64, 300 epochs, lr 0.1 /10 at 50% and 75% of "
+    f"training, weight decay 1e-4; {_CIFAR_AUG}; mean/std normalization",
+    models=(
+        "densenet40_k12", "densenet100_k12", "densenet100_k24", "densenet_bc100_k12", "densenet_bc250_k24",
+        "densenet_bc190_k40",
+    ),
+    dataset="cifar10",
+    epochs=300,
+    batch_size=64,
+    nesterov=True,
+    weight_decay=1e-4,
+    milestones=(150, 225),
+    augmentation="crop_flip",
+    normalization="mean_std",
+    dropout=0.0,
+)
+
+_IMAGENET_RESNET = Recipe(
+    "imagenet_resnet",
+    "ResNets on ImageNet (fb.resnet.torch schedule)",
+    "He et al. 2016, sec. 3.4: SGD, momentum 0.9, weight decay 1e-4, batch 256, lr 0.1 /10 "
+    "when the error plateaus; fb.resnet.torch (the DenseNet paper's schedule): 90 epochs, /10 "
+    "at 30 and 60, Nesterov; random-resized crop 224 + flip (fb.resnet.torch also jitters "
+    "colour and lighting: not done here); eval resize 256 + centre crop 224",
+    models=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+    dataset="imagenet2012",
+    epochs=90,
+    batch_size=256,
+    nesterov=True,
+    weight_decay=1e-4,
+    milestones=(30, 60),
+    augmentation="imagenet",
+    normalization="mean_std",
+    input_size=224,
+)
+
 RECIPES = {
     r.name: r
     for r in [
@@ -74,39 +114,16 @@ RECIPES = {
             learning_rate=3e-3,
             schedule="cosine",
         ),
-        Recipe(
-            "densenet_cifar",
-            "DenseNet on CIFAR with standard augmentation (C10+/C100+)",
-            "Huang et al. 2017, Densely Connected Convolutional Networks, sec. 4.2: SGD, Nesterov "
-            "momentum 0.9 without dampening, batch 64, 300 epochs, lr 0.1 /10 at 50% and 75% of "
-            f"training, weight decay 1e-4; {_CIFAR_AUG}; mean/std normalization",
-            models=("densenet40_k12", "densenet100_k12", "densenet100_k24", "densenet_bc100_k12",
-                    "densenet_bc250_k24", "densenet_bc190_k40"),
-            dataset="cifar10",
-            epochs=300,
-            batch_size=64,
-            nesterov=True,
-            weight_decay=1e-4,
-            milestones=(150, 225),
-            augmentation="crop_flip",
-            normalization="mean_std",
-            dropout=0.0,
-        ),
-        Recipe(
-            "densenet_cifar_noaug",
-            "DenseNet on CIFAR without augmentation (C10/C100): dropout 0.2",
-            "Huang et al. 2017, sec. 4.2: as densenet_cifar, and 'for the three datasets without "
+        _DENSENET_CIFAR,
+        dataclasses.replace(
+            _DENSENET_CIFAR,
+            name="densenet_cifar_noaug",
+            description="DenseNet on CIFAR without augmentation (C10/C100): dropout 0.2",
+            source="Huang et al. 2017, sec. 4.2: as densenet_cifar, and 'for the three datasets without "
             "data augmentation ... we add a dropout layer after each convolutional layer (except the "
             "first one) and set the dropout rate to 0.2'",
             models=("densenet40_k12", "densenet100_k12", "densenet_bc100_k12"),
-            dataset="cifar10",
-            epochs=300,
-            batch_size=64,
-            nesterov=True,
-            weight_decay=1e-4,
-            milestones=(150, 225),
             augmentation="none",
-            normalization="mean_std",
             dropout=0.2,
         ),
         Recipe(
@@ -234,39 +251,14 @@ RECIPES = {
             normalization="symmetric",
             input_size=299,
         ),
-        Recipe(
-            "imagenet_resnet",
-            "ResNets on ImageNet (fb.resnet.torch schedule)",
-            "He et al. 2016, sec. 3.4: SGD, momentum 0.9, weight decay 1e-4, batch 256, lr 0.1 /10 "
-            "when the error plateaus; fb.resnet.torch (the DenseNet paper's schedule): 90 epochs, /10 "
-            "at 30 and 60, Nesterov; random-resized crop 224 + flip (fb.resnet.torch also jitters "
-            "colour and lighting: not done here); eval resize 256 + centre crop 224",
-            models=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
-            dataset="imagenet2012",
-            epochs=90,
-            batch_size=256,
-            nesterov=True,
-            weight_decay=1e-4,
-            milestones=(30, 60),
-            augmentation="imagenet",
-            normalization="mean_std",
-            input_size=224,
-        ),
-        Recipe(
-            "imagenet_densenet",
-            "DenseNets on ImageNet",
-            "Huang et al. 2017, sec. 4.2: SGD, Nesterov momentum 0.9, batch 256, 90 epochs, lr 0.1 "
+        _IMAGENET_RESNET,
+        dataclasses.replace(
+            _IMAGENET_RESNET,
+            name="imagenet_densenet",
+            description="DenseNets on ImageNet",
+            source="Huang et al. 2017, sec. 4.2: SGD, Nesterov momentum 0.9, batch 256, 90 epochs, lr 0.1 "
             "/10 at epochs 30 and 60, weight decay 1e-4; the fb.resnet.torch augmentation",
             models=("densenet121", "densenet169", "densenet201", "densenet161", "densenet264"),
-            dataset="imagenet2012",
-            epochs=90,
-            batch_size=256,
-            nesterov=True,
-            weight_decay=1e-4,
-            milestones=(30, 60),
-            augmentation="imagenet",
-            normalization="mean_std",
-            input_size=224,
         ),
     ]
 }
