@@ -123,3 +123,11 @@ def test_api_reference_lists_every_model_module(site):
     for module in ("keras_ultradeep.models.densenet", "keras_ultradeep.models.dpn"):
         assert module in api
     assert "DenseNet121" in api
+
+
+def test_family_pages_have_their_training_recipes(site):
+    densenet = (site / "densenet" / "index.html").read_text(encoding="utf-8")
+    assert 'id="training-recipes"' in densenet
+    assert "<code>densenet_cifar</code>" in densenet and "<code>imagenet_densenet</code>" in densenet
+    vgg = (site / "vgg" / "index.html").read_text(encoding="utf-8")
+    assert 'id="training-recipes"' in vgg and "No setting from this family" in vgg

@@ -102,3 +102,27 @@ def test_zoo_script_writes_atomically_and_keeps_other_entries(zoo_script, tmp_pa
     assert set(written) == {"densenet40_k12", "lenet5"}  # unregistered names are dropped
     assert written["lenet5"] == zoo["lenet5"]
     assert [p.name for p in tmp_path.iterdir()] == ["zoo.json"]
+
+
+def test_every_registered_model_is_on_a_family_page(hook):
+    import keras_ultradeep as ku
+
+    pages = hook.page_models(ku)
+    covered = {name for names in pages.values() for name in names}
+    assert sorted(set(ku.list_models()) - covered) == []
+
+
+def test_family_pages_get_their_recipes_and_results(hook):
+    from keras_ultradeep.training.recipes import RECIPES
+
+    page = (
+        "## On the bundled digits\n\ntext\n\n| recipe | model | acc |\n|---|---|---|\n"
+        "| `wrn_cifar` | `wrn16_4` | 0.98 |\n| `resnet_cifar` | `resnet20_cifar` | 0.97 |\n"
+    )
+    section = hook.recipe_markdown(["wrn16_4", "wrn28_10"], RECIPES, page)
+    assert section.startswith("## Training recipes")
+    assert "- `wrn_cifar` (`wrn28_10`, `wrn16_4`): Zagoruyko & Komodakis 2016" in section
+    assert "resnet_cifar" not in section  # neither its recipe nor its result row
+    assert "| recipe | model | acc |\n|---|---|---|\n| `wrn_cifar` | `wrn16_4` | 0.98 |" in section
+    section = hook.recipe_markdown(["vgg16"], RECIPES, page)
+    assert "No setting from this family's papers" in section and "has been trained" in section

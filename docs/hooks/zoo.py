@@ -13,6 +13,10 @@
   ``assets/diagrams/<page>.svg`` and cached (``KU_DOCS_CACHE``, default
   ``~/.cache/keras_ultradeep/docs``) by the hash of the package's source.
 
+* Family pages also get a "Training recipes" section: the recipes of
+  ``keras_ultradeep.training.recipes.RECIPES`` that list one of the page's models, and the rows of
+  ``docs/recipes.md``'s results on the bundled dataset that name one.
+
 Nothing here needs editing when a family is added: its page, its rows and its diagram appear by
 themselves (a block spec in ``DIAGRAMS`` only picks a nicer block than the default).
 """
@@ -334,10 +338,68 @@ def family_pages(files, ku):
     return result
 
 
+def page_models(ku):
+    """``{family page stem: [registered names]}``: the models of the modules (or family) a page covers."""
+    from keras_ultradeep import registry
+
+    by_module = builder_modules(ku)
+    result = {}
+    for module, stem in module_pages().items():
+        result.setdefault(stem, []).extend(by_module.get(f"keras_ultradeep.models.{module}", []))
+    for name in ku.list_models():
+        stem = registry.model_entry(name).family
+        if (DOCS / f"{stem}.md").exists() and stem not in NOT_FAMILY_PAGES and name not in result.get(stem, []):
+            result.setdefault(stem, []).append(name)
+    return {stem: names for stem, names in result.items() if names}
+
+
+RESULTS_HEADING = "## On the bundled digits"
+
+
+def recipe_markdown(names, recipes=None, recipes_page=None):
+    """The "Training recipes" section of a family page whose models are ``names``."""
+    if recipes is None:
+        from keras_ultradeep.training.recipes import RECIPES as recipes
+    text = recipes_page if recipes_page is not None else (DOCS / "recipes.md").read_text(encoding="utf-8")
+    names = set(names)
+    lines = ["## Training recipes", ""]
+    matching = [r for r in recipes.values() if names & set(r.models)]
+    if matching:
+        lines.append("The paper settings in the [recipe table](recipes.md) for this page's models "
+                     "(`keras-ultradeep train MODEL --recipe NAME`, every value overridable):")
+        lines.append("")
+        for recipe in matching:
+            models = ", ".join(f"`{m}`" for m in recipe.models if m in names)
+            lines.append(f"- `{recipe.name}` ({models}): {recipe.source}.")
+    else:
+        lines.append("No setting from this family's papers is in the [recipe table](recipes.md) yet: "
+                     "`--recipe default` (Adam, cosine decay) trains any of these models, and every "
+                     "value of a recipe can be set with a flag.")
+    results = []
+    if RESULTS_HEADING in text:
+        table = text.split(RESULTS_HEADING, 1)[1]
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        header, body = rows[:2], rows[2:]
+        results = [row for row in body if any(f"`{n}`" in row for n in names)]
+    lines.append("")
+    if results:
+        lines.append("What the recipes gave here, in short runs on the bundled `digits` on a 2-core CPU "
+                     "(see [recipes.md](recipes.md) for the conditions):")
+        lines += ["", *header, *results]
+    else:
+        lines.append("None of these models has been trained with a recipe by this project yet (full "
+                     "runs need the paper's dataset and a GPU; the bundled-data runs are in "
+                     "[recipes.md](recipes.md)).")
+    return "\n".join(lines) + "\n"
+
+
 _DIAGRAM_PAGES = {}
+_PAGE_MODELS = {}
 
 
 def on_files(files, config):
+    _PAGE_MODELS.clear()
+    _PAGE_MODELS.update({f"{stem}.md": names for stem, names in page_models(_import_package()).items()})
     if os.environ.get("KU_DOCS_DIAGRAMS", "1") == "0":
         log.info("KU_DOCS_DIAGRAMS=0: block diagrams skipped")
         return files
@@ -364,6 +426,8 @@ def on_page_markdown(markdown, page, config, files):
         return markdown.replace(ZOO_MARKER, zoo_table(zoo_rows()))
     if src == "api/models.md":
         return markdown.replace(API_MARKER, api_models_markdown())
+    if src in _PAGE_MODELS:
+        markdown = markdown.rstrip() + "\n\n" + recipe_markdown(_PAGE_MODELS[src])
     if src in _DIAGRAM_PAGES:
         model_name, uri = _DIAGRAM_PAGES[src]
         return (
