@@ -129,7 +129,9 @@ def _load(model_file):
     _ensure_recursion_limit()  # loading a very deep model recurses as deep as building it
 
     try:
-        return keras.models.load_model(model_file)
+        # Inference only: the training state (a run's optimizer is this package's, registered
+        # by keras_ultradeep.training, which need not be imported here) is not restored.
+        return keras.models.load_model(model_file, compile=False)
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors...
         raise ValueError(f"model_file: cannot load {str(model_file)!r} as a Keras model ({error})") from error
 

@@ -4,6 +4,9 @@ serves it and compared, and nothing left behind by a failed call.
 ``tests/test_export_families.py`` does the same for a model of every family.
 """
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -125,3 +128,23 @@ def test_bad_arguments(model_file, tmp_path):
     with pytest.raises(ValueError, match="model_file: cannot load .*notes.keras"):
         export.export_model(not_a_model, tmp_path / "out")
     assert [p.name for p in tmp_path.iterdir()] == ["notes.keras"]
+
+
+def test_a_training_runs_model_exports_in_a_fresh_process(tmp_path):
+    """A run's model.keras carries this package's optimizer; the export command (a new
+    process that never imported keras_ultradeep.training) must still load it."""
+    from keras_ultradeep.training.optimizers import Adam
+
+    model = ku.create_model("densenet40_k12", weights=None, depth=10, growth_rate=4, input_shape=(8, 8, 1),
+                            classes=3)
+    model.compile(Adam(1e-3, coupled_weight_decay=1e-4), "sparse_categorical_crossentropy")
+    model.train_on_batch(np.zeros((2, 8, 8, 1), "float32"), np.array([0, 1]))
+    model.save(tmp_path / "model.keras")
+    output = tmp_path / "saved_model"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_ultradeep", "export", str(tmp_path / "model.keras"),
+         "--format", "saved_model", "--output", str(output)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (output / "saved_model.pb").exists()
