@@ -22,6 +22,7 @@ from keras_ultradeep.layers import (  # noqa: E402
     LocalResponseNormalization,
 )
 from keras_ultradeep.models.alexnet import AlexNet, AlexNetTV  # noqa: E402
+from timm_models import relative as _relative  # noqa: E402
 
 PAPER_TOTAL = 60_965_224  # the paper's "60 million"; Caffe bvlc_alexnet's count
 TORCHVISION_TOTAL = 61_100_840
@@ -29,10 +30,6 @@ TORCHVISION_TOTAL = 61_100_840
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
-
-
-def _relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from keras_ultradeep.layers import SymmetricMaxPooling2D  # noqa: E402
 
 import reference_counts  # noqa: E402
 from timm_models import randomized_timm  # noqa: E402
+from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (64, 64, 3)
 TIMM_MODELS = ["cspresnet50", "cspresnext50", "cspdarknet53"]
@@ -26,16 +27,6 @@ TIMM_MODELS = ["cspresnet50", "cspresnext50", "cspdarknet53"]
 
 def _trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def _nchw(x):
-    import torch
-
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-
-
-def _relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 # --------------------------------------------------------------------------- timm

@@ -19,6 +19,7 @@ from keras_ultradeep.layers import ChannelSplit  # noqa: E402
 
 import reference_counts  # noqa: E402
 from timm_models import randomized_timm  # noqa: E402
+from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (64, 64, 3)
 TIMM_MODELS = ["dpn68", "dpn68b", "dpn92", "dpn98", "dpn107", "dpn131"]
@@ -29,16 +30,6 @@ def _trainable(model):
 
 
 _randomized_timm = randomized_timm
-
-
-def _nchw(x):
-    import torch
-
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-
-
-def _relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 # --------------------------------------------------------------------------- timm

@@ -19,22 +19,13 @@ from keras_ultradeep import convert  # noqa: E402
 from keras_ultradeep.layers import LocalResponseNormalization  # noqa: E402
 from keras_ultradeep.models import inception  # noqa: E402
 from keras_ultradeep.models.inception import GoogLeNet, GoogLeNetTV, aux_loss_weights  # noqa: E402
+from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
 
 PAPER_AUX_SIZE = (79, 79, 3)  # the smallest input whose 4a maps are 5x5 for the 5x5/3 aux pool
 
 
 def _trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def _nchw(x):
-    import torch
-
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-
-
-def _relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 def _numpy(x):

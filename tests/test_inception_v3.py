@@ -20,22 +20,13 @@ from keras_ultradeep.models import inception_v3  # noqa: E402
 from keras_ultradeep.models.inception_v3 import InceptionV3, InceptionV3Timm  # noqa: E402
 
 from timm_models import randomized_timm  # noqa: E402
+from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (75, 75, 3)  # keras.applications' minimum
 
 
 def _trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def _nchw(x):
-    import torch
-
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-
-
-def _relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 def _numpy(x):

@@ -17,7 +17,6 @@ import functools
 import hashlib
 import http.server
 import re
-import sys
 import threading
 from pathlib import Path
 

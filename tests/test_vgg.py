@@ -24,6 +24,7 @@ from keras_ultradeep.layers import LocalResponseNormalization  # noqa: E402
 from keras_ultradeep.models import vgg  # noqa: E402
 
 from timm_models import randomized_timm  # noqa: E402
+from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (32, 32, 3)
 FULL = (224, 224, 3)
@@ -46,16 +47,6 @@ TABLE_2 = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134, "vgg16"
 
 def _trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def _nchw(x):
-    import torch
-
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-
-
-def _relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
 def _randomize_conv_biases(model, seed):

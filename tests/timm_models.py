@@ -4,6 +4,7 @@ Random BatchNorm weights, biases, means and variances (and classifier bias)
 make a misplaced or transposed tensor, or a wrong epsilon, show in the logits.
 """
 
+import numpy as np
 import pytest
 
 
@@ -23,3 +24,15 @@ def randomized_timm(name, seed):
         if getattr(classifier, "bias", None) is not None:
             classifier.bias.normal_(0.0, 0.1)
     return model.eval()
+
+
+def nchw(x):
+    """A channels-last NumPy batch as a channels-first torch tensor."""
+    import torch
+
+    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+
+
+def relative(got, expected):
+    """max |got - expected| / max(1, max |expected|): the parity measure of these tests."""
+    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
