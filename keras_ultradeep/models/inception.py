@@ -351,18 +351,16 @@ def GoogLeNet(
     )
 
 
-GoogLeNetTV = contract.variant_builder(
+registry.register("googlenet", GoogLeNet, family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
+GoogLeNetTV = contract.registered_variant(
     GoogLeNet, "googlenet_tv", "GoogLeNetTV", {"form": "torchvision"},
+    family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
     doc=(
         "GoogLeNetTV (googlenet_tv): torchvision's GoogLeNet — BatchNorm (epsilon 1e-3) after\n"
         "every bias-free conv, no LRN, a 3x3 in the \"5x5\" branch, a 2x2/2 pool4, dropout 0.2.\n\n"
         "Takes keras.applications' arguments and :func:`GoogLeNet`'s ``aux_logits``,\n"
         "``dropout_rate``, ``aux_dropout_rate``."
     ),
-)
-registry.register("googlenet", GoogLeNet, family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-registry.register(
-    "googlenet_tv", GoogLeNetTV, family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
 )
 
 

@@ -275,19 +275,17 @@ def InceptionV3(
     )
 
 
-InceptionV3Timm = contract.variant_builder(
+registry.register(
+    "inception_v3", InceptionV3, family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
+)
+InceptionV3Timm = contract.registered_variant(
     InceptionV3, "inception_v3_timm", "InceptionV3Timm", {"form": "timm"},
+    family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
     doc=(
         "InceptionV3Timm (inception_v3_timm): timm's inception_v3 — BatchNorm with gamma\n"
         "(epsilon 1e-3), average pools counting their padding; converts timm checkpoints.\n\n"
         "Takes keras.applications' arguments and ``aux_logits``; see :func:`InceptionV3`."
     ),
-)
-registry.register(
-    "inception_v3", InceptionV3, family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
-)
-registry.register(
-    "inception_v3_timm", InceptionV3Timm, family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
 )
 
 
