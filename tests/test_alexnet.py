@@ -22,7 +22,7 @@ from keras_ultradeep.layers import (  # noqa: E402
     LocalResponseNormalization,
 )
 from keras_ultradeep.models.alexnet import AlexNet, AlexNetTV  # noqa: E402
-from timm_models import relative as _relative  # noqa: E402
+from timm_models import assert_parity, relative as _relative  # noqa: E402
 
 PAPER_TOTAL = 60_965_224  # the paper's "60 million"; Caffe bvlc_alexnet's count
 TORCHVISION_TOTAL = 61_100_840
@@ -167,9 +167,7 @@ def test_torchvision_parity_through_a_checkpoint_file(tmp_path, rng):
         x = rng.normal(0.0, 1.0, (2, side, side, 3)).astype("float32")
         with torch.no_grad():
             expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
-        relative = _relative(to_numpy(model(x, training=False)), expected)
-        print(f"\nparity alexnet_tv at {side}: {relative:.2e}")
-        assert relative <= 1e-4
+        assert_parity(to_numpy(model(x, training=False)), expected, f"alexnet_tv at {side}")
 
     # Without the top every classifier tensor is left unused; the features match.
     trunk = AlexNetTV(include_top=False, input_shape=(224, 224, 3))

@@ -21,6 +21,7 @@ import keras_ultradeep as ku  # noqa: E402
 from keras_ultradeep import convert  # noqa: E402
 from keras_ultradeep import weights as weights_lib  # noqa: E402
 from keras_ultradeep.convert import densenet as densenet_names  # noqa: E402
+from timm_models import assert_parity  # noqa: E402
 
 PARITY_SHAPE = (64, 64, 3)
 TIMM_EPS = 1e-5
@@ -77,12 +78,8 @@ def _keras_outputs(model, x):
 
 
 def _assert_parity(ours, reference, what):
-    scale = max(1.0, float(np.abs(reference).max()))
-    relative = float(np.abs(ours - reference).max()) / scale
-    print(f"\nparity {what}: max|diff| / max(1, max|timm|) = {relative:.2e} (scale {scale:.2f})")
     assert np.isfinite(reference).all()
-    assert relative <= 1e-4, f"{what}: relative difference {relative:.2e}"
-    return relative
+    return assert_parity(ours, reference, what)[0]
 
 
 @pytest.fixture(scope="module")

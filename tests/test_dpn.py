@@ -19,7 +19,7 @@ from keras_ultradeep.layers import ChannelSplit  # noqa: E402
 
 import reference_counts  # noqa: E402
 from timm_models import randomized_timm  # noqa: E402
-from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
+from timm_models import assert_parity, nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (64, 64, 3)
 TIMM_MODELS = ["dpn68", "dpn68b", "dpn92", "dpn98", "dpn107", "dpn131"]
@@ -51,9 +51,7 @@ def test_timm_parity_and_parameter_count(name, rng):
     with torch.no_grad():
         expected = reference(_nchw(x)).numpy()
     got = keras.ops.convert_to_numpy(model(x, training=False))
-    relative = _relative(got, expected)
-    print(f"\nparity {name}: {relative:.2e} (trainable {trainable:,})")
-    assert relative <= 1e-4
+    assert_parity(got, expected, f"{name} (trainable {trainable:,})")
 
 
 def test_published_counts():
@@ -80,7 +78,7 @@ def test_checkpoint_file_converts_and_features_match_timm(tmp_path, rng):
         stages = reference.forward_intermediates(
             _nchw(x), indices=[1, 2, 3, 4], norm=True, intermediates_only=True
         )
-    assert _relative(keras.ops.convert_to_numpy(model(x, training=False)), logits) <= 1e-4
+    assert_parity(keras.ops.convert_to_numpy(model(x, training=False)), logits, "dpn68 from its checkpoint file")
 
     # The stage outputs (the last after post_bn/post_relu) are timm's intermediates.
     extractor = ku.feature_extractor(ku.DPN68(weights=str(output), include_top=False, input_shape=SMALL))

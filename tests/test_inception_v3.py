@@ -20,7 +20,7 @@ from keras_ultradeep.models import inception_v3  # noqa: E402
 from keras_ultradeep.models.inception_v3 import InceptionV3, InceptionV3Timm  # noqa: E402
 
 from timm_models import randomized_timm  # noqa: E402
-from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
+from timm_models import assert_parity, nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (75, 75, 3)  # keras.applications' minimum
 
@@ -107,9 +107,7 @@ def test_timm_parity_and_parameter_count(rng):
     x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
         expected = reference(_nchw(x)).numpy()
-    relative = _relative(_numpy(model(x, training=False)), expected)
-    print(f"\nparity inception_v3_timm: {relative:.2e}")
-    assert relative <= 1e-4
+    assert_parity(_numpy(model(x, training=False)), expected, "inception_v3_timm")
     # The keras form has no BatchNorm gamma: the checkpoint does not fit it.
     with pytest.raises(ValueError, match="does not fit model 'inception_v3'"):
         convert.convert_into(

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 import keras_ultradeep as ku  # noqa: E402
 from keras_ultradeep import convert  # noqa: E402
 from keras_ultradeep.layers import StochasticDepth  # noqa: E402
-from timm_models import randomized_timm  # noqa: E402
+from timm_models import assert_parity, nchw, randomized_timm  # noqa: E402
 
 SMALL = (64, 64, 3)
 
@@ -101,11 +101,9 @@ def test_timm_parity_and_parameter_count(name, rng):
 
     x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
-        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+        expected = reference(nchw(x)).numpy()
     got = keras.ops.convert_to_numpy(model(x, training=False))
-    relative = float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
-    print(f"\nparity {name}: {relative:.2e} (trainable {trainable:,})")
-    assert relative <= 1e-4
+    assert_parity(got, expected, f"{name} (trainable {trainable:,})")
 
 
 @pytest.mark.torch

@@ -143,6 +143,7 @@ def test_timm_parity_and_parameter_count(name, rng):
     import torch
 
     from test_resnet import _randomized_timm
+    from timm_models import assert_parity, nchw
 
     from keras_ultradeep import convert
 
@@ -155,8 +156,6 @@ def test_timm_parity_and_parameter_count(name, rng):
     # padding it with zeros instead of -inf would show.
     x = rng.normal(-1.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
-        expected = reference(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+        expected = reference(nchw(x)).numpy()
     got = keras.ops.convert_to_numpy(model(x, training=False))
-    relative = float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
-    print(f"\nparity {name}: {relative:.2e} (trainable {_trainable(model):,})")
-    assert relative <= 1e-4
+    assert_parity(got, expected, f"{name} (trainable {_trainable(model):,})")

@@ -24,7 +24,7 @@ from keras_ultradeep.layers import LocalResponseNormalization  # noqa: E402
 from keras_ultradeep.models import vgg  # noqa: E402
 
 from timm_models import randomized_timm  # noqa: E402
-from timm_models import nchw as _nchw, relative as _relative  # noqa: E402
+from timm_models import assert_parity, nchw as _nchw, relative as _relative  # noqa: E402
 
 SMALL = (32, 32, 3)
 FULL = (224, 224, 3)
@@ -207,9 +207,7 @@ def test_timm_feature_parity(name, rng):
     with torch.no_grad():
         expected = reference.forward_features(_nchw(x)).numpy().transpose(0, 2, 3, 1)
         stages = reference.forward_intermediates(_nchw(x), indices=[0, 1, 2, 3, 4], intermediates_only=True)
-    relative = _relative(keras.ops.convert_to_numpy(model(x, training=False)), expected)
-    print(f"\nfeature parity {name}: {relative:.2e}")
-    assert relative <= 1e-4
+    assert_parity(keras.ops.convert_to_numpy(model(x, training=False)), expected, f"{name} features")
     # timm's intermediates are the stages before their pools: our last conv (its ReLU) of each stage.
     convs = {}
     for layer in model.layers:
@@ -403,7 +401,7 @@ def test_checkpoint_file_converts_without_the_top(tmp_path, rng):
     x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
         expected = reference.forward_features(_nchw(x)).numpy().transpose(0, 2, 3, 1)
-    assert _relative(keras.ops.convert_to_numpy(model(x, training=False)), expected) <= 1e-4
+    assert_parity(keras.ops.convert_to_numpy(model(x, training=False)), expected, "vgg13_bn from its checkpoint")
     # A model with the top needs every head tensor: timm's 64-wide ConvMlp does not fit it.
     with pytest.raises(ValueError, match="does not fit model 'vgg13_bn'"):
         convert.convert_into(

@@ -36,3 +36,30 @@ def nchw(x):
 def relative(got, expected):
     """max |got - expected| / max(1, max |expected|): the parity measure of these tests."""
     return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
+
+
+def assert_parity(got, expected, what, bound=1e-4, varying_bound=1e-3):
+    """``relative(got, expected) <= bound``, and for a batch of several inputs,
+    the part of the outputs that depends on the input agrees as well.
+
+    With random BatchNorm statistics a deep network's logits can be nearly the
+    same for every input (the shifts dominate); a wrong padding or a misplaced
+    stride then changes the logits far less than ``bound``. The deviations from
+    the batch mean are what the input decides: they must be there, and match to
+    ``varying_bound`` of their own size. Returns the two measures.
+    """
+    got, expected = np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64")
+    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
+    diff = relative(got, expected)
+    varying = None
+    if expected.shape[0] > 1:
+        centred = expected - expected.mean(axis=0)
+        spread = float(np.abs(centred).max())
+        assert spread > 0.0, f"{what}: the reference gives the same output for every input"
+        varying = float(np.abs((got - got.mean(axis=0)) - centred).max()) / spread
+    print(f"\nparity {what}: {diff:.2e}" + ("" if varying is None else f" (input-dependent part {varying:.2e})"))
+    assert diff <= bound, f"{what}: relative difference {diff:.2e} > {bound:g}"
+    assert varying is None or varying <= varying_bound, (
+        f"{what}: the input-dependent part differs by {varying:.2e} of its size (> {varying_bound:g})"
+    )
+    return diff, varying
