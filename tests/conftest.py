@@ -15,6 +15,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 for _module in ("torchvision._meta_registrations", "torchvision._autograd_registrations"):
     sys.modules.setdefault(_module, types.ModuleType(_module))
 
+# triton's native library (imported by torch._dynamo, which timm's torchvision
+# import pulls in) is absent beside the CPU build of torch and fails on import;
+# None makes "import triton" raise ImportError, which torch handles. This runs
+# before any test module imports torch or timm.
+sys.modules.setdefault("triton", None)
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -67,3 +73,14 @@ def file_server(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def trainable():
+    """The number of trainable parameters of a model (what papers and timm count;
+    Keras' count_params() adds BatchNorm's moving statistics)."""
+
+    def count(model):
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    return count

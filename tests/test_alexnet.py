@@ -5,9 +5,7 @@ The contract itself (shapes, pooling, saving) is checked for every registered
 model in test_contract.py.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # must precede any torch import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -13,21 +13,18 @@ import keras_ultradeep as ku
 from keras_ultradeep.models.inception import BN_INCEPTION_MODULES, BNInception
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 @pytest.fixture(scope="module")
 def model():
     return BNInception()  # 224x224: the table's sizes; built, never run
 
 
-def test_parameter_counts(model):
+def test_parameter_counts(trainable, model):
     # Cadene's port of the Caffe model has 11,295,240 (conv biases); without the biases
     # that BatchNorm makes redundant, 11,285,224 (ARCHITECTURE_FACTS part 2, section 2).
-    assert _trainable(model) == 11_285_224
+    assert trainable(model) == 11_285_224
     assert model.count_params() == 11_285_224 + 20_032  # BN moving mean and variance
-    assert _trainable(BNInception(use_bias=True, input_shape=(32, 32, 3))) == 11_295_240
+    assert trainable(BNInception(use_bias=True, input_shape=(32, 32, 3))) == 11_295_240
 
 
 def test_module_outputs_follow_the_table(model):

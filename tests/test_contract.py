@@ -20,12 +20,9 @@ def _batch(rng, size, channels, n=2):
     return rng.uniform(0, 1, (n, size, size, channels)).astype("float32")
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_default_top_and_parameter_counts(name, rng):
+def test_default_top_and_parameter_counts(trainable, name, rng):
     size = registry.model_entry(name).min_size
     model = ku.create_model(name, weights=None, input_shape=(size, size, 3))
     classes = model.output_shape[-1]
@@ -38,9 +35,9 @@ def test_default_top_and_parameter_counts(name, rng):
     if name in reference_counts.KERAS_TOTAL:
         assert model.count_params() == reference_counts.KERAS_TOTAL[name]
     if name in reference_counts.TRAINABLE:
-        assert _trainable(model) == reference_counts.TRAINABLE[name]
+        assert trainable(model) == reference_counts.TRAINABLE[name]
     if name in reference_counts.PAPER_MILLIONS:
-        assert round(_trainable(model) / 1e6, 1) == reference_counts.PAPER_MILLIONS[name]
+        assert round(trainable(model) / 1e6, 1) == reference_counts.PAPER_MILLIONS[name]
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

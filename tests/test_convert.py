@@ -8,10 +8,6 @@ Parity bound (ARCHITECTURES.md, timm-compatible): max abs logit difference
 import hashlib
 import sys
 
-# triton's native library (imported by torch._dynamo, which timm's torchvision
-# import pulls in) segfaults when it loads after TensorFlow. The CPU build of
-# torch runs without it, so it is made unimportable; must precede any timm import.
-sys.modules.setdefault("triton", None)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

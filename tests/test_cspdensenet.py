@@ -7,7 +7,6 @@ the counts are derived here independently from the module's stated design.
 The contract itself is checked for every registered model in test_contract.py.
 """
 
-import numpy as np
 import pytest
 
 import keras_ultradeep as ku
@@ -15,9 +14,6 @@ from keras_ultradeep.models.cspdensenet import CSPDenseNet
 
 SMALL = (64, 64, 3)
 
-
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def _derived_count(blocks, *, k=32, stem=64, theta=0.5, gamma=0.5, fusion="csp", classes=1000):
@@ -49,16 +45,16 @@ def csp121():
     return ku.create_model("cspdensenet121", input_shape=SMALL)
 
 
-def test_parameter_counts(csp121):
-    assert _trainable(csp121) == _derived_count((6, 12, 24, 16)) == 8_102_664
+def test_parameter_counts(trainable, csp121):
+    assert trainable(csp121) == _derived_count((6, 12, 24, 16)) == 8_102_664
     assert csp121.count_params() == 8_174_440  # + BatchNorm moving statistics
     densenet201 = _derived_count((6, 12, 48, 32))
     assert densenet201 == 21_283_784
     model = ku.create_model("cspdensenet201", include_top=False, input_shape=(32, 32, 3))
-    assert _trainable(model) == densenet201 - (1920 * 1000 + 1000)
+    assert trainable(model) == densenet201 - (1920 * 1000 + 1000)
     for fusion, expected in (("first", 7_972_840), ("last", 7_276_584)):
         small = CSPDenseNet((6, 12, 24, 16), fusion=fusion, input_shape=(32, 32, 3))
-        assert _trainable(small) == _derived_count((6, 12, 24, 16), fusion=fusion) == expected
+        assert trainable(small) == _derived_count((6, 12, 24, 16), fusion=fusion) == expected
 
 
 def test_cross_stage_partial_structure(csp121):

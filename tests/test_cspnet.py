@@ -5,9 +5,7 @@ The contract itself (shapes, pooling, saving) is checked for every registered
 model in test_contract.py.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -25,22 +23,19 @@ SMALL = (64, 64, 3)
 TIMM_MODELS = ["cspresnet50", "cspresnext50", "cspdarknet53"]
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 # --------------------------------------------------------------------------- timm
 
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", TIMM_MODELS)
-def test_timm_parity_parameter_count_and_stage_features(name, rng):
+def test_timm_parity_parameter_count_and_stage_features(trainable, name, rng):
     import torch
 
     reference = randomized_timm(name, seed=TIMM_MODELS.index(name))
     model = ku.create_model(name, weights=None, input_shape=SMALL, classifier_activation=None)
     convert.convert_into(model, {k: v.numpy() for k, v in reference.state_dict().items()}, "cspnet")
-    trainable = _trainable(model)
+    trainable = trainable(model)
     assert trainable == sum(p.numel() for p in reference.parameters())
     assert trainable == reference_counts.TRAINABLE[name]
 
@@ -70,7 +65,7 @@ def test_timm_parity_parameter_count_and_stage_features(name, rng):
         )
 
 
-def test_counts_against_the_papers_readme():
+def test_counts_against_the_papers_readme(trainable):
     # The authors' README counts exclude BatchNorm's gamma/beta (ARCHITECTURE_FACTS
     # part 2, section 5). CSPDarkNet-53 is the darknet cfg's exactly; timm's ResNet
     # forms split stage 1 differently from the cfgs (CSPResNeXt-50: +12,416 with
@@ -84,8 +79,8 @@ def test_counts_against_the_papers_readme():
             for layer in model.layers
             if isinstance(layer, keras.layers.BatchNormalization)
         )
-        assert _trainable(model) == reference_counts.TRAINABLE[name]
-        assert _trainable(model) - gamma_beta == ours[name]
+        assert trainable(model) == reference_counts.TRAINABLE[name]
+        assert trainable(model) - gamma_beta == ours[name]
         assert abs(ours[name] - readme[name]) / readme[name] < 1e-3
 
 

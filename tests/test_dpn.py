@@ -5,9 +5,7 @@ The contract itself (shapes, pooling, saving) is checked for every registered
 model in test_contract.py.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -25,9 +23,6 @@ SMALL = (64, 64, 3)
 TIMM_MODELS = ["dpn68", "dpn68b", "dpn92", "dpn98", "dpn107", "dpn131"]
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 _randomized_timm = randomized_timm
 
@@ -37,13 +32,13 @@ _randomized_timm = randomized_timm
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", TIMM_MODELS)
-def test_timm_parity_and_parameter_count(name, rng):
+def test_timm_parity_and_parameter_count(trainable, name, rng):
     import torch
 
     reference = _randomized_timm(name, seed=TIMM_MODELS.index(name))
     model = ku.create_model(name, weights=None, input_shape=SMALL, classifier_activation=None)
     convert.convert_into(model, {k: v.numpy() for k, v in reference.state_dict().items()}, "dpn")
-    trainable = _trainable(model)
+    trainable = trainable(model)
     assert trainable == sum(p.numel() for p in reference.parameters())
     assert trainable == reference_counts.TRAINABLE[name]
 

@@ -1,9 +1,7 @@
 """Dilated Residual Networks: the official code's parameter counts, dilation
 layout, the stride-8 feature map, and knob errors."""
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,19 +25,16 @@ OFFICIAL = {
 DRN_C_58_DEAD_PROJECTION = 1_049_600
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL) + ["drn_c_58"])
-def test_parameter_counts_and_output_stride(name):
+def test_parameter_counts_and_output_stride(trainable, name):
     model = ku.create_model(name, weights=None, include_top=False, input_shape=(64, 64, 3))
     assert model.output_shape[1:3] == (8, 8)  # output stride 8
     top = ku.create_model(name, weights=None, input_shape=(64, 64, 3))
     if name == "drn_c_58":
-        assert _trainable(top) == 41_591_608 - DRN_C_58_DEAD_PROJECTION
+        assert trainable(top) == 41_591_608 - DRN_C_58_DEAD_PROJECTION
     else:
-        assert (_trainable(top), top.count_params()) == OFFICIAL[name]
+        assert (trainable(top), top.count_params()) == OFFICIAL[name]
 
 
 def test_dilation_layout():

@@ -1,8 +1,6 @@
 """Stage outputs as a dict from one call (timm's features_only)."""
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -18,9 +18,6 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 def expected_trainable(columns, filters, classes, in_channels=3, only_column=None):
     """Conv weights and biases (column c has 2^c units; a column's first unit
@@ -118,7 +115,7 @@ def test_official_unit_and_block_structure(tiny):
 # ----------------------------------------------------------- parameter counts
 
 
-def test_official_20_layer_parameter_count():
+def test_official_20_layer_parameter_count(trainable):
     """ARCHITECTURE_FACTS part 2 section 4: 33,760,484 in the official Caffe
     form (conv bias, BatchNorm without gamma/beta, FC), CIFAR-100; the paper
     prints 38.6M, which no convention of the released code reaches."""
@@ -136,7 +133,7 @@ def test_official_20_layer_parameter_count():
     assert len([layer for layer in deepest.layers if isinstance(layer, keras.layers.Conv2D)]) == 20
 
 
-def test_40_layer_parameter_count():
+def test_40_layer_parameter_count(trainable):
     model = ku.create_model("fractalnet40", classes=100)
     assert trainable(model) == 76_130_724 == expected_trainable(4, (64, 128, 256, 512, 512), 100)
     assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]) == 75
@@ -145,7 +142,7 @@ def test_40_layer_parameter_count():
 
 
 @pytest.mark.parametrize("columns, filters", [(1, (3,)), (2, (4, 6)), (4, (2, 3, 5))])
-def test_parameter_count_formula(columns, filters):
+def test_parameter_count_formula(trainable, columns, filters):
     model = FractalNet(
         columns=columns, blocks=len(filters), filters=filters, input_shape=(8, 8, 3), classes=7
     )
@@ -169,7 +166,7 @@ def test_a_global_batch_computes_exactly_one_column(tiny, x):
     assert set(chosen) == {0, 1, 2}
 
 
-def test_column_models_share_the_weights_and_count_the_column_alone(tiny):
+def test_column_models_share_the_weights_and_count_the_column_alone(trainable, tiny):
     for c in range(3):
         column = fractal_column(tiny, c)
         assert trainable(column) == expected_trainable(3, TINY["filters"], TINY["classes"], only_column=c)

@@ -6,9 +6,7 @@ The contract itself (shapes, pooling, saving) is checked for every registered
 model in test_contract.py.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -23,9 +21,6 @@ from timm_models import assert_parity, nchw as _nchw, relative as _relative  # n
 
 PAPER_AUX_SIZE = (79, 79, 3)  # the smallest input whose 4a maps are 5x5 for the 5x5/3 aux pool
 
-
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def _numpy(x):
@@ -68,23 +63,23 @@ def paper_aux():
 # ------------------------------------------------------------------ counts
 
 
-def test_parameter_counts():
+def test_parameter_counts(trainable):
     # BVLC's prototxt structure, computed in ARCHITECTURE_FACTS: 6,998,552 / 13,378,280
     # (the aux FC reads 128 x 4 x 4 maps at 224; its width follows the input size).
-    assert _trainable(GoogLeNet(input_shape=(32, 32, 3))) == 6_998_552
-    assert _trainable(GoogLeNet(aux_logits=True)) == 13_378_280
+    assert trainable(GoogLeNet(input_shape=(32, 32, 3))) == 6_998_552
+    assert trainable(GoogLeNet(aux_logits=True)) == 13_378_280
     # torchvision's googlenet (its documented num_params without the aux heads).
     tv = GoogLeNetTV(input_shape=(32, 32, 3))
-    assert _trainable(tv) == 6_624_904
+    assert trainable(tv) == 6_624_904
     assert tv.count_params() == 6_624_904 + 2 * 7_280  # BN moving mean and variance
-    assert _trainable(GoogLeNetTV(aux_logits=True, input_shape=(32, 32, 3))) == 13_004_888
+    assert trainable(GoogLeNetTV(aux_logits=True, input_shape=(32, 32, 3))) == 13_004_888
 
 
 # ------------------------------------------------------------- torchvision
 
 
 @pytest.mark.torch
-def test_torchvision_parity_with_aux_heads_at_an_odd_size(rng):
+def test_torchvision_parity_with_aux_heads_at_an_odd_size(trainable, rng):
     # 35x35: every ceil-mode pool meets an odd or overhanging map (18, 9, 4, 2), and the
     # adaptive aux pools widen 2x2 maps to 4x4.
     import torch
@@ -92,7 +87,7 @@ def test_torchvision_parity_with_aux_heads_at_an_odd_size(rng):
     reference = _randomized_torchvision(aux_logits=True, seed=1)
     model = GoogLeNetTV(aux_logits=True, input_shape=(35, 35, 3), classifier_activation=None)
     convert.convert_into(model, _state(reference), "googlenet")
-    assert _trainable(model) == sum(p.numel() for p in reference.parameters())
+    assert trainable(model) == sum(p.numel() for p in reference.parameters())
     x = rng.normal(0.0, 1.0, (2, 35, 35, 3)).astype("float32")
     with torch.no_grad():  # torchvision runs its aux heads in training mode only: call them
         t = reference.maxpool1(reference.conv1(_nchw(x)))

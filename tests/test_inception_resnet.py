@@ -5,9 +5,7 @@ The contract itself (shapes, pooling, saving) is checked for every registered
 model in test_contract.py; the timm parity method is test_inception_v4.py's.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -24,7 +22,6 @@ from test_inception_v4 import (  # noqa: E402
     calibrated_timm,
     check_parity,
     check_stage_features,
-    trainable,
 )
 
 KERAS_IRV2_TOTAL = 55_873_736  # keras.applications' documented count
@@ -76,7 +73,7 @@ def test_keras_weights_file_loads_and_outputs_match(keras_pair, rng):
     assert np.abs(expected[0] - expected[1]).max() > 0.1 * np.abs(expected).max()
 
 
-def test_keras_layer_for_layer(keras_pair):
+def test_keras_layer_for_layer(trainable, keras_pair):
     reference, ours = keras_pair
     assert ours.count_params() == reference.count_params() == KERAS_IRV2_TOTAL
     assert trainable(ours) == KERAS_IRV2_TOTAL - 2 * IRV2_BN_MAPS
@@ -123,7 +120,7 @@ def timm_pair():
 
 
 @pytest.mark.torch
-def test_timm_parity_and_parameter_count(timm_pair, rng):
+def test_timm_parity_and_parameter_count(trainable, timm_pair, rng):
     reference, model = timm_pair
     assert model.name == "inception_resnet_v2_timm"
     assert trainable(model) == sum(p.numel() for p in reference.parameters()) == TIMM_IRV2_PARAMS
@@ -143,7 +140,7 @@ def test_stage_features_match_timm(timm_pair, rng):
 # ------------------------------------------------------- Inception-ResNet-v1
 
 
-def test_inception_resnet_v1_structure_and_derived_count():
+def test_inception_resnet_v1_structure_and_derived_count(trainable):
     model = InceptionResNetV1(input_shape=(299, 299, 3))
     # Derived, not published: conv weights + BN gamma/beta + residual biases + FC
     # of the 5/10/5 structure (ARCHITECTURE_FACTS part 2, 3b, counted the same).
@@ -167,7 +164,7 @@ def test_inception_resnet_v1_structure_and_derived_count():
     ]
 
 
-def test_facenet_form_and_residual_scale_knobs():
+def test_facenet_form_and_residual_scale_knobs(trainable):
     model = InceptionResNetV1(
         blocks=(5, 10, 6), linear_final_block=True, residual_scales=(0.1, 0.2, 0.3),
         include_top=False, input_shape=(SIZE, SIZE, 3),

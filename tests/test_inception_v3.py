@@ -6,9 +6,7 @@ The contract itself (shapes, pooling, saving) is checked for every registered
 model in test_contract.py.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -24,9 +22,6 @@ from timm_models import assert_parity, nchw as _nchw, relative as _relative  # n
 
 SMALL = (75, 75, 3)  # keras.applications' minimum
 
-
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def _numpy(x):
@@ -83,10 +78,10 @@ def test_keras_weights_files_load_unchanged(keras_reference, tmp_path, rng):
         assert ours.get_layer(name).output.shape == keras_reference.get_layer(name).output.shape
 
 
-def test_keras_parameter_count(keras_reference):
+def test_keras_parameter_count(trainable, keras_reference):
     model = InceptionV3(weights=None, input_shape=SMALL)
     assert model.count_params() == 23_851_784 == keras_reference.count_params()  # keras' documented total
-    assert _trainable(model) == 23_817_352
+    assert trainable(model) == 23_817_352
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert {(layer.epsilon, layer.scale) for layer in norms} == {(1e-3, False)}
     assert isinstance(model.get_layer("mixed0_avg_pool"), keras.layers.AveragePooling2D)
@@ -97,13 +92,13 @@ def test_keras_parameter_count(keras_reference):
 
 
 @pytest.mark.torch
-def test_timm_parity_and_parameter_count(rng):
+def test_timm_parity_and_parameter_count(trainable, rng):
     import torch
 
     reference = randomized_timm("inception_v3", seed=0)
     model = InceptionV3Timm(input_shape=SMALL, classifier_activation=None)
     convert.convert_into(model, {k: v.numpy() for k, v in reference.state_dict().items()}, "inception_v3")
-    assert _trainable(model) == sum(p.numel() for p in reference.parameters()) == 23_834_568
+    assert trainable(model) == sum(p.numel() for p in reference.parameters()) == 23_834_568
     x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
         expected = reference(_nchw(x)).numpy()
@@ -117,7 +112,7 @@ def test_timm_parity_and_parameter_count(rng):
 
 
 @pytest.mark.torch
-def test_timm_parity_with_the_aux_head(rng):
+def test_timm_parity_with_the_aux_head(trainable, rng):
     import timm
     import torch
 
@@ -135,7 +130,7 @@ def test_timm_parity_with_the_aux_head(rng):
     reference.eval()
     model = InceptionV3Timm(aux_logits=True, input_shape=(299, 299, 3), classifier_activation=None)
     convert.convert_into(model, {k: v.numpy() for k, v in reference.state_dict().items()}, "inception_v3")
-    assert _trainable(model) == sum(p.numel() for p in reference.parameters()) == 27_161_264  # torchvision's
+    assert trainable(model) == sum(p.numel() for p in reference.parameters()) == 27_161_264  # torchvision's
     x = rng.normal(0.0, 1.0, (1, 299, 299, 3)).astype("float32")
     with torch.no_grad():
         main, aux = (t.numpy() for t in reference(_nchw(x)))

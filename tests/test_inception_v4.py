@@ -13,9 +13,7 @@ rounding noise, which such a random 60-layer network amplifies about
 two-fold per block, far below any structural difference.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -79,9 +77,6 @@ def relative(got, expected):
     return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
 
 
-def trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 def check_parity(reference, model, rng, name):
     """Logits of a float64 batch of 2; returns the relative difference."""
@@ -128,7 +123,7 @@ def converted():
 
 
 @pytest.mark.torch
-def test_timm_parity_and_parameter_count(converted, rng):
+def test_timm_parity_and_parameter_count(trainable, converted, rng):
     reference, model = converted
     assert trainable(model) == sum(p.numel() for p in reference.parameters()) == TIMM_V4_PARAMS
     # Keras also counts BatchNorm's moving mean and variance (2 x 31,584 maps).

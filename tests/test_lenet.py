@@ -27,9 +27,6 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 @pytest.fixture(scope="module")
 def model():
@@ -39,7 +36,7 @@ def model():
 # ------------------------------------------------------------------- the paper
 
 
-def test_paper_parameter_counts(model):
+def test_paper_parameter_counts(trainable, model):
     assert model.input_shape == (None, 32, 32, 1)
     assert model.output_shape == (None, 10)
     counts = {layer.name: layer.count_params() for layer in model.layers if layer.weights}
@@ -52,16 +49,16 @@ def test_paper_parameter_counts(model):
         "f6": 10_164,
         "predictions": 840,  # the fixed RBF codes
     }
-    assert _trainable(model) == 60_000
+    assert trainable(model) == 60_000
     assert model.count_params() == 60_840
     assert not model.get_layer("predictions").trainable_weights
 
 
-def test_counts_of_the_other_forms():
+def test_counts_of_the_other_forms(trainable):
     rgb = LeNet5(input_shape=(32, 32, 3))
-    assert (_trainable(rgb), rgb.count_params()) == (60_300, 61_140)
+    assert (trainable(rgb), rgb.count_params()) == (60_300, 61_140)
     dense = LeNet5(output="dense")
-    assert (_trainable(dense), dense.count_params()) == (60_850, 60_850)
+    assert (trainable(dense), dense.count_params()) == (60_850, 60_850)
     full = LeNet5(connection_table=None)
     assert full.get_layer("conv2_conv").count_params() == 2_416
 

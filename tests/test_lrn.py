@@ -1,8 +1,6 @@
 """LocalResponseNormalization: the AlexNet formula, Caffe/PyTorch/TensorFlow equivalents, saving, XLA, float16."""
 
-import sys
 
-sys.modules.setdefault("triton", None)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

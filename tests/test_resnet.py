@@ -5,9 +5,7 @@ The contract itself (shapes, pooling, saving, published parameter counts) is
 checked for every registered model in test_contract.py.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -237,12 +235,9 @@ def test_preprocess_input_modes():
 # ------------------------------------------------------------------------ CIFAR
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
-
-def _without_batch_norm_affine(model):
-    return _trainable(model) - sum(
+def _without_batch_norm_affine(trainable, model):
+    return trainable(model) - sum(
         int(np.prod(w.shape))
         for layer in model.layers
         if isinstance(layer, keras.layers.BatchNormalization)
@@ -266,19 +261,19 @@ def _without_batch_norm_affine(model):
         ("resnext29_16x64d", 68.1, 1, False),
     ],
 )
-def test_cifar_parameter_counts_match_the_papers(name, millions, digits, with_bn):
+def test_cifar_parameter_counts_match_the_papers(trainable, name, millions, digits, with_bn):
     model = ku.create_model(name, input_shape=(8, 8, 3))
     assert model.output_shape == (None, 10)
-    count = _trainable(model) if with_bn else _without_batch_norm_affine(model)
-    print(f"\n{name}: {_trainable(model):,} trainable, {_without_batch_norm_affine(model):,} without BN")
+    count = trainable(model) if with_bn else _without_batch_norm_affine(trainable, model)
+    print(f"\n{name}: {trainable(model):,} trainable, {_without_batch_norm_affine(trainable, model):,} without BN")
     assert round(count / 1e6, digits) == millions
 
 
-def test_cifar_shortcut_options():
+def test_cifar_shortcut_options(trainable):
     counts = {}
     for option in ("A", "B", "C"):
         model = ku.ResNetCIFAR(depth=20, shortcut=option, input_shape=(32, 32, 3))
-        counts[option] = _trainable(model)
+        counts[option] = trainable(model)
         projections = [layer.name for layer in model.layers if layer.name.endswith("_0_conv")]
         pads = [layer.name for layer in model.layers if layer.name.endswith("_0_pad")]
         if option == "A":

@@ -10,7 +10,7 @@ import pytest
 import keras_ultradeep as ku
 from keras_ultradeep.layers import StochasticDepth
 
-from test_resnet import _randomize, _trainable, _without_batch_norm_affine
+from test_resnet import _randomize, _without_batch_norm_affine
 
 SMALL = (64, 64, 3)
 
@@ -58,12 +58,12 @@ def test_keras_applications_legacy_h5_with_top(tmp_path, rng):
         ("wrn52_1", 0.8, True),
     ],
 )
-def test_cifar_parameter_counts_match_the_papers(name, millions, with_bn):
+def test_cifar_parameter_counts_match_the_papers(trainable, name, millions, with_bn):
     start = time.perf_counter()
     model = ku.create_model(name, input_shape=(8, 8, 3))
     seconds = time.perf_counter() - start
-    count = _trainable(model) if with_bn else _without_batch_norm_affine(model)
-    print(f"\n{name}: {_trainable(model):,} trainable, {_without_batch_norm_affine(model):,} without BN, "
+    count = trainable(model) if with_bn else _without_batch_norm_affine(trainable, model)
+    print(f"\n{name}: {trainable(model):,} trainable, {_without_batch_norm_affine(trainable, model):,} without BN, "
           f"built in {seconds:.1f} s")
     assert model.output_shape == (None, 10)
     assert round(count / 1e6, 1) == millions
@@ -139,7 +139,7 @@ TIMM_MODELS = ["resnetv2_18", "resnetv2_34", "resnetv2_50", "resnetv2_101", "res
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", TIMM_MODELS)
-def test_timm_parity_and_parameter_count(name, rng):
+def test_timm_parity_and_parameter_count(trainable, name, rng):
     import torch
 
     from test_resnet import _randomized_timm
@@ -150,7 +150,7 @@ def test_timm_parity_and_parameter_count(name, rng):
     reference = _randomized_timm(name, seed=TIMM_MODELS.index(name))
     model = ku.create_model(name, weights=None, input_shape=SMALL, classifier_activation=None)
     convert.convert_into(model, {k: v.numpy() for k, v in reference.state_dict().items()}, "resnet_v2")
-    assert _trainable(model) == sum(p.numel() for p in reference.parameters())
+    assert trainable(model) == sum(p.numel() for p in reference.parameters())
 
     # Inputs with a negative mean: the stem max-pool sees negative values, so
     # padding it with zeros instead of -inf would show.
@@ -158,4 +158,4 @@ def test_timm_parity_and_parameter_count(name, rng):
     with torch.no_grad():
         expected = reference(nchw(x)).numpy()
     got = keras.ops.convert_to_numpy(model(x, training=False))
-    assert_parity(got, expected, f"{name} (trainable {_trainable(model):,})")
+    assert_parity(got, expected, f"{name} (trainable {trainable(model):,})")

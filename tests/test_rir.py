@@ -15,9 +15,6 @@ from keras_ultradeep.layers import ZeroPadShortcut
 from keras_ultradeep.models.rir import ResNetInResNet
 
 
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
 
 @pytest.fixture(scope="module")
 def rir18():
@@ -27,17 +24,17 @@ def rir18():
 # ------------------------------------------------------------------- counts
 
 
-def test_parameter_counts(rir18):
+def test_parameter_counts(trainable, rir18):
     # ARCHITECTURE_FACTS 2.3 layouts; the paper's own count was not found.
     assert rir18.name == "resnet_in_resnet18_cifar"
-    assert _trainable(rir18) == 9_469_940
+    assert trainable(rir18) == 9_469_940
     assert rir18.count_params() == 9_469_940 + 7_892  # + BatchNorm moving statistics
     # nutszebra's layout: conv biases (stride position does not change the count).
-    assert _trainable(ResNetInResNet(use_bias=True)) == 9_477_726
+    assert trainable(ResNetInResNet(use_bias=True)) == 9_477_726
     # imgclsmob's layout: 1x1 projections, no outer shortcut (the counts it asserts).
     plain = dict(outer_shortcut=False, shortcut="projection")
-    assert _trainable(ResNetInResNet(**plain)) == 9_492_980
-    assert _trainable(ResNetInResNet(**plain, classes=100)) == 9_527_720
+    assert trainable(ResNetInResNet(**plain)) == 9_492_980
+    assert trainable(ResNetInResNet(**plain, classes=100)) == 9_527_720
 
 
 # ---------------------------------------------------------------- structure

@@ -6,9 +6,7 @@ model in test_contract.py. VGG at 224x224 with the top has ~138M parameters:
 only the tests that need 224 build there, one big model (two with timm's) at a time.
 """
 
-import sys
 
-sys.modules.setdefault("triton", None)  # see test_convert.py: must precede any timm import
 
 import gc  # noqa: E402
 
@@ -44,9 +42,6 @@ PUBLISHED = {
 # The paper's Table 2, millions (A-LRN is A plus a parameter-free LRN).
 TABLE_2 = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134, "vgg16": 138, "vgg19": 144}
 
-
-def _trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def _randomize_conv_biases(model, seed):
@@ -128,26 +123,26 @@ def test_keras_applications_weights_files_load_unchanged(ours, theirs, tmp_path,
 
 
 @pytest.mark.parametrize("name", ["vgg16", "vgg19"])
-def test_full_size_counts_equal_keras_applications(name):
+def test_full_size_counts_equal_keras_applications(trainable, name):
     model = ku.create_model(name, weights=None)
     assert model.input_shape == (None, 224, 224, 3)
-    assert model.count_params() == _trainable(model) == PUBLISHED[name]
+    assert model.count_params() == trainable(model) == PUBLISHED[name]
     assert model.get_layer("fc1").kernel.shape == (7 * 7 * 512, 4096)
     del model
     gc.collect()
 
 
-def test_counts_of_every_configuration():
+def test_counts_of_every_configuration(trainable):
     # The features' count does not depend on the input size; the 224 head is HEAD_224.
     for name in ku.list_models("vgg*"):
         features = ku.create_model(name, weights=None, include_top=False, input_shape=SMALL)
-        trainable = _trainable(features) + HEAD_224
+        trainable = trainable(features) + HEAD_224
         if name in PUBLISHED:
             assert trainable == PUBLISHED[name], name
         if name in TABLE_2:
             assert round(trainable / 1e6) == TABLE_2[name], name
     configuration_c = ku.create_model("vgg16_c", weights=None, include_top=False, input_shape=SMALL)
-    assert _trainable(configuration_c) + HEAD_224 == 133_638_952
+    assert trainable(configuration_c) + HEAD_224 == 133_638_952
 
 
 # --------------------------------------------------------------------------- timm
@@ -155,7 +150,7 @@ def test_counts_of_every_configuration():
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", ["vgg11", "vgg11_bn"])
-def test_timm_parity_at_224(name, rng):
+def test_timm_parity_at_224(trainable, name, rng):
     """timm's ConvMlp head (a 7x7 conv over the 7x7 map) is our flatten + fc1 at 224."""
     import torch
 
@@ -163,7 +158,7 @@ def test_timm_parity_at_224(name, rng):
     state = {k: v.numpy() for k, v in reference.state_dict().items()}
     model = ku.create_model(name, weights=None, input_shape=FULL, classifier_activation=None)
     convert.convert_into(model, vgg_convert.prepare_state_dict(state), "vgg")
-    trainable = _trainable(model)
+    trainable = trainable(model)
     assert trainable == sum(p.numel() for p in reference.parameters()) == PUBLISHED[name]
 
     x = rng.normal(0.0, 1.0, (1,) + FULL).astype("float32")
@@ -194,14 +189,14 @@ def test_timm_parity_at_224(name, rng):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", ["vgg13", "vgg16", "vgg19", "vgg13_bn", "vgg16_bn", "vgg19_bn"])
-def test_timm_feature_parity(name, rng):
+def test_timm_feature_parity(trainable, name, rng):
     import torch
 
     reference = _timm_features(name, seed=len(name))
     state = {k: v.numpy() for k, v in reference.state_dict().items() if k.startswith("features.")}
     model = ku.create_model(name, weights=None, include_top=False, input_shape=SMALL)
     convert.convert_into(model, vgg_convert.prepare_state_dict(state), "vgg")
-    assert _trainable(model) == sum(p.numel() for p in reference.features.parameters())
+    assert trainable(model) == sum(p.numel() for p in reference.features.parameters())
 
     x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
