@@ -99,12 +99,6 @@ def test_save_and_safe_load(tmp_path, activations):
     np.testing.assert_allclose(served.serve(activations).numpy(), to_numpy(model(activations)), rtol=1e-6, atol=1e-6)
 
 
-def test_config_round_trip():
-    layer = LocalResponseNormalization(7, 2e-4, 0.5, 1.0, name="n")
-    clone = LocalResponseNormalization.from_config(layer.get_config())
-    assert (clone.size, clone.alpha, clone.beta, clone.k, clone.name) == (7, 2e-4, 0.5, 1.0, "n")
-
-
 def test_jit_compile(activations):
     layer = LocalResponseNormalization()
     step = tf.function(layer, jit_compile=True)

@@ -242,14 +242,6 @@ def test_zero_pad_shortcut_dynamic_spatial_size(rng):
         np.testing.assert_array_equal(to_numpy(step(x)), zero_pad_reference(x, 32, 2))
 
 
-def test_zero_pad_shortcut_config():
-    layer = ZeroPadShortcut(64, strides=1, name="short")
-    config = layer.get_config()
-    assert (config["filters"], config["strides"]) == (64, 1)
-    clone = ZeroPadShortcut.from_config(config)
-    assert (clone.filters, clone.strides, clone.name) == (64, 1, "short")
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -94,18 +94,6 @@ def tiny_model():
     return keras.Model(inputs, keras.layers.Activation("relu", name="block35_1_ac")(x))
 
 
-def test_save_and_load_round_trip(rng, tmp_path):
-    model = tiny_model()
-    x = rng.normal(0.0, 1.0, (2, 6, 6, 4)).astype("float32")
-    expected = to_numpy(model(x))
-    path = tmp_path / "tiny.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(to_numpy(reloaded(x)), expected)
-    layer = reloaded.get_layer("block35_1_add")
-    assert isinstance(layer, ResidualScaling) and layer.scale == 0.17
-
-
 def test_tf_saved_model_export(rng, tmp_path):
     model = tiny_model()
     x = rng.normal(0.0, 1.0, (2, 6, 6, 4)).astype("float32")

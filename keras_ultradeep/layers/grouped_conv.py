@@ -27,6 +27,58 @@ def _has_gpu():
     return bool(tf.config.list_logical_devices("GPU"))
 
 
+def _tf_grouped_convolution(inputs, kernel, *, strides, padding, dilations, groups):
+    """TensorFlow's grouped Conv2D, with the filter gradient taken group by group.
+
+    The forward op runs grouped on every device, but TensorFlow's CPU kernels
+    for its gradients do not take groups in eager mode ("Gradients for grouped
+    convolutions are not supported on CPU"), and some CPU builds of TensorFlow
+    2.21 fail on the grouped filter gradient inside graphs too (seen on a
+    2-core AMD EPYC, float32 as well as float16: "filter_size does not have
+    enough elements, requested 576, got 144"). Both gradients are therefore
+    computed group by group — the same numbers, one small op per group — which
+    every device supports.
+    """
+    import tensorflow as tf
+
+    strides4, dilations4 = [1, *strides, 1], [1, *dilations, 1]
+
+    @tf.custom_gradient
+    def convolution(x, k):
+        y = tf.nn.convolution(x, k, strides=strides, padding=padding, dilations=dilations)
+
+        def gradient(dy):
+            kh, kw, per_group, filters = k.shape
+            x_groups = tf.split(x, groups, axis=-1)
+            k_groups = tf.split(k, groups, axis=-1)
+            dy_groups = tf.split(dy, groups, axis=-1)
+            options = dict(strides=strides4, padding=padding, dilations=dilations4)
+            dx = tf.concat(
+                [
+                    tf.raw_ops.Conv2DBackpropInput(
+                        input_sizes=tf.shape(x_group), filter=k_group, out_backprop=dy_group, **options
+                    )
+                    for x_group, k_group, dy_group in zip(x_groups, k_groups, dy_groups)
+                ],
+                axis=-1,
+            )
+            dk = tf.concat(
+                [
+                    tf.raw_ops.Conv2DBackpropFilter(
+                        input=x_group, filter_sizes=[kh, kw, per_group, filters // groups],
+                        out_backprop=dy_group, **options,
+                    )
+                    for x_group, dy_group in zip(x_groups, dy_groups)
+                ],
+                axis=-1,
+            )
+            return dx, dk
+
+        return y, gradient
+
+    return convolution(inputs, kernel)
+
+
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
 class GroupedConv2D(keras.layers.Layer):
     """A 2-D convolution whose input and output channels are split into
@@ -135,12 +187,13 @@ class GroupedConv2D(keras.layers.Layer):
             # ("filter_size does not have enough elements"); without a GPU the
             # float16 convolution runs in float32 and is cast back.
             upcast = inputs.dtype == tf.float16 and not _has_gpu()
-            outputs = tf.nn.convolution(
+            outputs = _tf_grouped_convolution(
                 tf.cast(inputs, tf.float32) if upcast else inputs,
                 tf.cast(kernel, tf.float32) if upcast else kernel,
                 strides=self.strides,
                 padding=self.padding.upper(),
                 dilations=self.dilation_rate,
+                groups=self.groups,
             )
             if upcast:
                 outputs = tf.cast(outputs, tf.float16)
