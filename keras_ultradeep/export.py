@@ -31,11 +31,11 @@ import dataclasses
 import importlib.util
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_ultradeep import checks, files
 
 __all__ = ["SUPPORTED_FORMATS", "VERIFY_TOLERANCE", "ExportVerificationError", "export_model"]
 
@@ -98,10 +98,7 @@ SUPPORTED_FORMATS = tuple(_FORMATS)
 
 
 def _check_format(format, output):
-    if format not in _FORMATS:
-        raise ValueError(
-            f"format: expected one of {', '.join(map(repr, SUPPORTED_FORMATS))}, got {format!r}"
-        )
+    checks.one_of(format, "format", SUPPORTED_FORMATS)
     spec = _FORMATS[format]
     if spec.suffix and output.suffix.lower() != spec.suffix:
         raise ValueError(f"output: a {format} export is a file ending in {spec.suffix!r}, got {str(output)!r}")
@@ -185,10 +182,8 @@ def export_model(model_file, output, format="saved_model", overwrite=False, veri
         )
     model = _load(model_file)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
-    try:
-        exported = work / output.name
+    # The export appears at ``output`` only once it is verified.
+    with files.atomic_path(output) as exported:
         batch = _verification_batch(model)
         expected = model(batch, training=False)  # also marks a loaded model as called (ONNX needs it)
         model.export(str(exported), format=spec.keras_format, verbose=False)
@@ -200,9 +195,4 @@ def export_model(model_file, output, format="saved_model", overwrite=False, veri
                     f"the {format} export of {str(model_file)!r} differs from the Keras model by "
                     f"up to {difference:.3g} (tolerance {VERIFY_TOLERANCE:g}); nothing was written"
                 )
-        if output.exists() or output.is_symlink():
-            os.replace(output, work / "replaced")  # keep the old one until the new is in place
-        os.replace(exported, output)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return difference

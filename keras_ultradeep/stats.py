@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["count_macs"]
+__all__ = ["count_macs", "parameter_counts"]
 
 
 def _output_positions(layer):
@@ -46,3 +46,10 @@ def count_macs(model):
         positions = math.prod(shape[1:-1])
         total += sum(positions * math.prod(kernel.shape) for kernel in kernels)
     return total
+
+
+def parameter_counts(model):
+    """``{"total", "trainable", "non_trainable"}`` parameter counts of a built model."""
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    total = model.count_params()
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}

@@ -31,19 +31,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import keras_tuner
 
+from keras_ultradeep import checks, files
+
 __all__ = [
+    "HYPERMODELS",
+    "TUNERS",
     "HyperDenseNet",
     "HyperResNeXt",
     "HyperWideResNet",
-    "HYPERMODELS",
-    "TUNERS",
     "tune",
 ]
 
@@ -60,15 +58,8 @@ def _is_int(value):
 
 
 def _check_input(input_shape, classes):
-    if (
-        not isinstance(input_shape, (tuple, list))
-        or len(input_shape) != 3
-        or not all(_is_int(side) and side > 0 for side in input_shape)
-    ):
-        raise ValueError(f"input_shape: expected (height, width, channels) of positive integers, got {input_shape!r}")
-    if not _is_int(classes) or classes < 1:
-        raise ValueError(f"classes: expected a positive integer, got {classes!r}")
-    return tuple(input_shape), classes
+    input_shape = checks.positive_ints(input_shape, "input_shape", length=3, what="(height, width, channels)")
+    return input_shape, checks.positive_int(classes, "classes")
 
 
 class _PaperSpace(keras_tuner.HyperModel):
@@ -113,24 +104,18 @@ class _PaperSpace(keras_tuner.HyperModel):
         return values
 
     def build(self, hp):
+        # The trainer's preparation and compilation; SGD with Nesterov momentum at
+        # the trial's constant learning rate (where Keras' SGD and Torch's agree).
         import keras
 
-        from keras_ultradeep.training.fit import BATCH_NORM_MOMENTUM
+        from keras_ultradeep.training import build
 
         values = self._hyperparameters(hp)
         learning_rate = values.pop("learning_rate")
-        model = self._build_network(
-            weights=None, input_shape=self.input_shape, classes=self.classes, **values
+        model = build.prepare(
+            self._build_network(weights=None, input_shape=self.input_shape, classes=self.classes, **values)
         )
-        for layer in model.layers:  # the trainer's setting, for short runs
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = BATCH_NORM_MOMENTUM
-        model.compile(
-            optimizer=keras.optimizers.SGD(learning_rate, momentum=MOMENTUM, nesterov=True),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+        return build.compile_model(model, keras.optimizers.SGD(learning_rate, momentum=MOMENTUM, nesterov=True))
 
 
 class HyperDenseNet(_PaperSpace):
@@ -249,14 +234,12 @@ def _results_table(tuner, hypermodel):
     return rows
 
 
-def _write_csv_atomically(path, rows):
+def _csv_text(rows):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["trial"])
     writer.writeheader()
     writer.writerows(rows)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(buffer.getvalue())
-    os.replace(temp, path)
+    return buffer.getvalue()
 
 
 def tune(
@@ -290,19 +273,13 @@ def tune(
         The rows written to ``results.csv``, best first.
     """
     from keras_ultradeep.training import datasets
+    from keras_ultradeep.training.settings import check_output
 
-    if family not in HYPERMODELS:
-        raise ValueError(f"family: expected one of {', '.join(HYPERMODELS)}, got {family!r}")
-    if tuner not in TUNERS:
-        raise ValueError(f"tuner: expected one of {', '.join(TUNERS)}, got {tuner!r}")
+    checks.one_of(family, "family", HYPERMODELS)
+    checks.one_of(tuner, "tuner", TUNERS)
     for value, argument in ((max_trials, "max_trials"), (epochs, "epochs"), (batch_size, "batch_size")):
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-    if not isinstance(output, (str, os.PathLike)) or not os.fspath(output):
-        raise TypeError(f"output: expected a folder path, got {output!r}")
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"output: {str(output)!r} exists and is not a folder")
+        checks.positive_int(value, argument)
+    output = check_output(output)
     datasets.check_dataset_name(dataset)
     # The space is checked on a placeholder shape before any data is loaded.
     HYPERMODELS[family]((32, 32, 3), 10, space=space)
@@ -318,15 +295,10 @@ def tune(
     rows = _results_table(search, hypermodel)
     if not rows:
         raise RuntimeError(f"no trial of the search in {str(output)!r} completed; Keras Tuner printed why")
-    _write_csv_atomically(output / RESULTS_FILE, rows)
+    files.write_text(output / RESULTS_FILE, _csv_text(rows))
     from keras_ultradeep import export
+    from keras_ultradeep.training import run_folder
 
-    best = search.get_best_models(num_models=1)[0]
-    work = Path(tempfile.mkdtemp(prefix=".best-", dir=output))
-    try:
-        best.save(work / BEST_MODEL_FILE)
-        os.replace(work / BEST_MODEL_FILE, output / BEST_MODEL_FILE)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    run_folder.save_model(search.get_best_models(num_models=1)[0], output / BEST_MODEL_FILE)
     export.export_model(output / BEST_MODEL_FILE, output / BEST_EXPORT, overwrite=True)
     return rows

@@ -190,3 +190,15 @@ def test_summary_model_arg_reaches_the_builder(capsys):
     model = ku.create_model("densenet40_k12", weights=None, depth=10, growth_rate=4, input_shape=(8, 8, 3))
     assert f"{model.count_params():,} total" in out
     keras.backend.clear_session()
+
+
+def test_train_flags_are_generated_from_the_recipe_overrides():
+    from keras_ultradeep.training.recipes import OVERRIDES
+
+    args = vars(cli.build_parser().parse_args(["train", "densenet40_k12", "--output", "x"]))
+    assert {o.name for o in OVERRIDES} <= set(args)
+    assert all(args[o.name] is None for o in OVERRIDES)  # None: the recipe's value
+    args = cli.build_parser().parse_args(
+        ["train", "m", "--output", "x", "--no-nesterov", "--milestones", "2,4", "--train-split", "a"]
+    )
+    assert (args.nesterov, args.milestones, args.train_split) == (False, [2.0, 4.0], "a")

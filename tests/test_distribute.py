@@ -119,5 +119,5 @@ def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="distribute: multi_worker needs the TF_CONFIG"):
         distribute.check_strategy("multi_worker")
-    with pytest.raises(ValueError, match="distribute: expected one of none, mirrored, multi_worker"):
+    with pytest.raises(ValueError, match="distribute: expected one of 'none', 'mirrored', 'multi_worker'"):
         distribute.check_strategy("tpu")

@@ -34,7 +34,7 @@ def test_ten_crop_is_the_average_of_corners_centre_and_flips():
     assert not np.allclose(got, np.mean(by_hand[:-1], axis=0), atol=1e-6)
     centre = evaluate.multi_crop_predict(model, images, 1)
     np.testing.assert_allclose(centre, model.predict(images[:, 1:7, 1:7], verbose=0), rtol=1e-6)
-    with pytest.raises(ValueError, match="crops: expected 1 or 10, got 5"):
+    with pytest.raises(ValueError, match="crops: expected one of 1, 10, got 5"):
         evaluate.multi_crop_predict(model, images, 5)
 
 

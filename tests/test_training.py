@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ultradeep.training import datasets, fit
+from keras_ultradeep.training import build, datasets, fit
 
 TINY = {"depth": 10, "growth_rate": 4}
 TINY_ARGS = ["--model-arg", "depth=10", "--model-arg", "growth_rate=4"]
@@ -88,7 +88,7 @@ def test_saved_model_is_the_trained_model(finished_run):
     assert model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 10)
     assert model.count_params() == record["params"]["total"]
     bn = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert bn and all(layer.momentum == fit.BATCH_NORM_MOMENTUM for layer in bn)
+    assert bn and all(layer.momentum == build.BATCH_NORM_MOMENTUM for layer in bn)
 
     # The model evaluates to the accuracy recorded for its last epoch.
     data = datasets.load_dataset("digits", batch_size=64, min_size=8)
@@ -205,9 +205,9 @@ def test_digits_resized_to_the_requested_size():
         ({"batch_size": 2.5}, "batch_size: expected a positive integer, got 2.5"),
         ({"learning_rate": -1.0}, "learning_rate: expected a positive number"),
         ({"recipe": "densenet"}, "recipe: unknown recipe 'densenet'"),
-        ({"mixed_precision": "float16"}, "mixed_precision: expected one of mixed_float16, mixed_bfloat16"),
-        ({"distribute": "tpu"}, "distribute: expected one of none, mirrored, multi_worker"),
-        ({"seed": -3}, "seed: expected a non-negative integer"),
+        ({"mixed_precision": "float16"}, "mixed_precision: expected one of 'mixed_float16', 'mixed_bfloat16'"),
+        ({"distribute": "tpu"}, "distribute: expected one of 'none', 'mirrored', 'multi_worker'"),
+        ({"seed": -3}, "seed: expected an integer >= 0, got -3"),
         ({"input_size": 4}, "input_size: densenet40_k12 needs inputs of at least 8x8, got 4"),
         ({"dataset": "mnistt"}, "dataset: unknown dataset 'mnistt'. Did you mean 'mnist'"),
         ({"model_kwargs": {"classes": 3}}, "model_kwargs: classes cannot be set"),
@@ -354,14 +354,14 @@ def test_mixed_precision_with_a_float32_softmax(tmp_path):
 
 
 def test_bfloat16_head_and_xla_compile(monkeypatch):
-    from keras_ultradeep import registry
-
     data = datasets.load_dataset("digits", batch_size=8, min_size=8)
-    model = fit._build_model(registry.model_entry("densenet40_k12"), TINY, data, "mixed_bfloat16")
+    model = build.build_model(
+        "densenet40_k12", TINY, input_shape=data.image_shape, classes=data.num_classes,
+        mixed_precision="mixed_bfloat16",
+    )
     assert model.layers[1].compute_dtype == "bfloat16" and model.layers[-1].compute_dtype == "float32"
     assert model(np.zeros((1, 8, 8, 1), "float32")).dtype == "float32"
-    config = fit.recipes.resolve(None, epochs=1)
-    fit._compile(model, config, 4, 1, [], True, 10)
+    build.compile_model(model, keras.optimizers.SGD(0.01), jit_compile=True)
     assert model.jit_compile is True
     x, y = next(iter(data.train))
     logs = model.train_on_batch(x, y, return_dict=True)

@@ -82,8 +82,8 @@ def test_bad_input_shape_and_classes():
 def test_tune_refuses_bad_arguments_before_any_work(tmp_path):
     output = tmp_path / "search"
     cases = [
-        (dict(family="vgg"), "family: expected one of densenet, resnext, wide_resnet"),
-        (dict(tuner="grid"), "tuner: expected one of random, bayesian, hyperband"),
+        (dict(family="vgg"), "family: expected one of 'densenet', 'resnext', 'wide_resnet'"),
+        (dict(tuner="grid"), "tuner: expected one of 'random', 'bayesian', 'hyperband'"),
         (dict(max_trials=0), "max_trials: expected a positive integer"),
         (dict(space={"depth": [11]}), r"depth: 11 is not allowed"),
         (dict(dataset="no_such_dataset_xyz"), "dataset"),

@@ -51,6 +51,15 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from keras_ultradeep import checks
+from keras_ultradeep.training.preprocessing import (
+    KNOWN_STATS,
+    Preprocessing,
+    normalization_stats,
+    normalizer,
+)
+from keras_ultradeep.training.recipes import AUGMENTATIONS, NORMALIZATIONS
+
 __all__ = [
     "ImageDataset",
     "DIGITS",
@@ -59,30 +68,18 @@ __all__ = [
     "check_dataset_name",
     "load_dataset",
     "normalization_stats",
+    "KNOWN_STATS",
+    "digits_arrays",
+    "validation_split_name",
 ]
 
 DIGITS = "digits"
 DIGITS_VALIDATION_FRACTION = 0.2
 _SHUFFLE_BUFFER = 10_000
-_STATS_SAMPLE = 10_000
-CENTER_CROP_FRACTION = 0.875  # 224 of 256
-CIFAR_PADDING = 4
 
-AUGMENTATIONS = ("none", "flip", "crop_flip", "crop_flip_reflect", "imagenet")
-NORMALIZATIONS = ("unit", "mean", "mean_std", "symmetric")
-
-_IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-# Per-channel mean and standard deviation of the training images, in [0, 1].
-KNOWN_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
-    "imagenet2012": _IMAGENET_STATS,
-    "imagenette": _IMAGENET_STATS,
-}
 # Datasets validated on their "validation" split: ImageNet's "test" has no labels, and
 # Imagenette has no "test" (TFDS does not know the splits before the download).
-_VALIDATION_SPLIT = {
+VALIDATION_SPLIT = {
     "imagenet2012": "validation",
     "imagenet2012_subset": "validation",
     "imagenette": "validation",
@@ -144,18 +141,6 @@ def check_dataset_name(name):
     )
 
 
-def _check_positive_int(value, argument, allow_none=False):
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-
-
-def _check_choice(value, argument, choices):
-    if value not in choices:
-        raise ValueError(f"{argument}: expected one of {', '.join(choices)}, got {value!r}")
-
-
 def _target_size(native_size, input_size, min_size, name):
     if input_size is not None:
         return (input_size, input_size)
@@ -164,123 +149,6 @@ def _target_size(native_size, input_size, min_size, name):
             f"input_size: the images of dataset {name!r} vary in size; pass an input size"
         )
     return tuple(max(side, min_size) for side in native_size)
-
-
-# ------------------------------------------------------------------ preprocessing
-
-
-def normalization_stats(name, images=None, channels=3):
-    """``(mean, std)`` per channel in [0, 1]: published, or measured on ``images``.
-
-    ``images``: a dataset of ``(image, label)`` already scaled to [0, 1].
-    """
-    base = name.split("/", 1)[0]
-    if base in KNOWN_STATS and channels == 3:
-        mean, std = KNOWN_STATS[base]
-        return tuple(mean), tuple(std)
-    if images is None:
-        return (0.0,) * channels, (1.0,) * channels
-    count = 0
-    total = np.zeros(channels)
-    total_sq = np.zeros(channels)
-    for image, _ in images.take(_STATS_SAMPLE).as_numpy_iterator():
-        pixels = image.reshape(-1, channels).astype("float64")
-        total += pixels.sum(0)
-        total_sq += (pixels**2).sum(0)
-        count += len(pixels)
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 1e-12))
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
-
-
-def _normalizer(normalization, mean, std):
-    mean = tf.constant(mean, tf.float32)
-    std = tf.constant(std, tf.float32)
-    if normalization == "unit":
-        return lambda image: image
-    if normalization == "mean":
-        return lambda image: image - mean
-    if normalization == "mean_std":
-        return lambda image: (image - mean) / std
-    if normalization == "symmetric":
-        return lambda image: image * 2.0 - 1.0
-    raise ValueError(f"normalization: expected one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
-
-
-def _resize_shorter_and_center_crop(image, size):
-    """Resize so the shorter side is ``size / 0.875``, then the central ``size`` crop."""
-    height, width = size
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    target = max(height, width) / CENTER_CROP_FRACTION
-    scale = target / tf.reduce_min(shape)
-    resized = tf.cast(tf.round(shape * scale), tf.int32)
-    resized = tf.maximum(resized, [height, width])
-    image = tf.image.resize(image, resized)
-    top = (resized[0] - height) // 2
-    left = (resized[1] - width) // 2
-    return image[top : top + height, left : left + width]
-
-
-def _random_resized_crop(image, size, seed):
-    """Inception-style crop: 8%-100% of the area, aspect 3/4-4/3, resized to ``size``."""
-    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image),
-        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=seed,
-        min_object_covered=0.0,
-        aspect_ratio_range=(3 / 4, 4 / 3),
-        area_range=(0.08, 1.0),
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    crop = tf.slice(image, begin, extent)
-    return tf.image.resize(crop, size)
-
-
-class _Preprocessing:
-    """The per-image train and eval functions for one dataset and recipe."""
-
-    def __init__(self, size, *, scale, augmentation, normalize, channels):
-        self.size = tuple(size)
-        self.scale = scale
-        self.augmentation = augmentation
-        self.normalize = normalize
-        self.channels = channels
-
-    def _scaled(self, image):
-        return tf.cast(image, tf.float32) * self.scale
-
-    def _resized(self, image):
-        if tuple(image.shape[:2]) != self.size:
-            image = tf.image.resize(image, self.size)
-        return image
-
-    def eval(self, image):
-        image = self._scaled(image)
-        if self.augmentation == "imagenet":
-            image = _resize_shorter_and_center_crop(image, self.size)
-        else:
-            image = self._resized(image)
-        image = self.normalize(image)
-        return tf.ensure_shape(image, (*self.size, self.channels))
-
-    def train(self, image, seed):
-        """``seed``: a stateless seed, shape ``[2]`` int64."""
-        image = self._scaled(image)
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        if self.augmentation == "imagenet":
-            image = _random_resized_crop(image, self.size, seeds[0])
-            image = self.normalize(image)
-        else:
-            image = self.normalize(self._resized(image))
-            if self.augmentation in ("crop_flip", "crop_flip_reflect"):
-                p = CIFAR_PADDING
-                mode = "REFLECT" if self.augmentation == "crop_flip_reflect" else "CONSTANT"
-                padded = tf.pad(image, [[p, p], [p, p], [0, 0]], mode=mode)
-                image = tf.image.stateless_random_crop(padded, (*self.size, self.channels), seeds[0])
-        if self.augmentation != "none":
-            image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-        return tf.ensure_shape(image, (*self.size, self.channels))
 
 
 def _pipelines(train, validation, prep, *, batch_size, seed, train_examples, label_fn):
@@ -335,11 +203,11 @@ def _finish(name, train_source, validation_source, *, size, channels, scale, num
         mean, std = normalization_stats(name, stats_source, channels)
     else:
         mean, std = (0.0,) * channels, (1.0,) * channels
-    prep = _Preprocessing(
+    prep = Preprocessing(
         size,
         scale=scale,
         augmentation=augmentation,
-        normalize=_normalizer(normalization, mean, std),
+        normalize=normalizer(normalization, mean, std),
         channels=channels,
     )
     train_epochs, train, validation = _pipelines(
@@ -366,7 +234,7 @@ def _finish(name, train_source, validation_source, *, size, channels, scale, num
     )
 
 
-def _digits_arrays(seed):
+def digits_arrays(seed):
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -383,7 +251,7 @@ def _digits_arrays(seed):
 
 
 def _load_digits(*, input_size, min_size, seed, **options):
-    x_train, x_val, y_train, y_val = _digits_arrays(seed)
+    x_train, x_val, y_train, y_val = digits_arrays(seed)
     size = _target_size(x_train.shape[1:3], input_size, min_size, DIGITS)
     return _finish(
         DIGITS,
@@ -398,6 +266,15 @@ def _load_digits(*, input_size, min_size, seed, **options):
         seed=seed,
         **options,
     )
+
+
+def validation_split_name(name, known_splits):
+    """The split that validates TFDS dataset ``name`` (whose splits, once downloaded, are ``known_splits``)."""
+    base = name.split("/", 1)[0]
+    if base in VALIDATION_SPLIT:
+        return VALIDATION_SPLIT[base]
+    # Before a dataset is downloaded its splits are unknown; most have "test".
+    return "validation" if known_splits and "test" not in known_splits else "test"
 
 
 def _split_size(dataset, info, split):
@@ -416,13 +293,8 @@ def _split_size(dataset, info, split):
 def _load_tfds(name, *, input_size, min_size, seed, data_dir, manual_dir, train_split, **options):
     import tensorflow_datasets as tfds
 
-    base = name.split("/", 1)[0]
     known_splits = tfds.builder(name, data_dir=data_dir).info.splits
-    if base in _VALIDATION_SPLIT:
-        validation_split = _VALIDATION_SPLIT[base]
-    else:
-        # Before a dataset is downloaded its splits are unknown; most have "test".
-        validation_split = "validation" if known_splits and "test" not in known_splits else "test"
+    validation_split = validation_split_name(name, known_splits)
     kwargs = {}
     if manual_dir is not None:
         kwargs["download_and_prepare_kwargs"] = {
@@ -495,11 +367,11 @@ def load_dataset(
         An :class:`ImageDataset`.
     """
     check_dataset_name(name)
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(input_size, "input_size", allow_none=True)
-    _check_positive_int(min_size, "min_size")
-    _check_choice(augmentation, "augmentation", AUGMENTATIONS)
-    _check_choice(normalization, "normalization", NORMALIZATIONS)
+    checks.positive_int(batch_size, "batch_size")
+    checks.optional_positive_int(input_size, "input_size")
+    checks.positive_int(min_size, "min_size")
+    checks.one_of(augmentation, "augmentation", AUGMENTATIONS)
+    checks.one_of(normalization, "normalization", NORMALIZATIONS)
     options = dict(
         batch_size=batch_size,
         augmentation=augmentation,

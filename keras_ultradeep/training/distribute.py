@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["STRATEGIES", "check_strategy", "make_strategy", "is_chief"]
+from keras_ultradeep import checks
+
+__all__ = ["STRATEGIES", "adapt_to_multi_worker", "check_strategy", "is_chief", "make_strategy"]
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 
 
 def check_strategy(name):
-    if name not in STRATEGIES:
-        raise ValueError(f"distribute: expected one of {', '.join(STRATEGIES)}, got {name!r}")
+    checks.one_of(name, "distribute", STRATEGIES)
     if name == "multi_worker":
         config = os.environ.get("TF_CONFIG")
         try:
@@ -65,3 +66,34 @@ def is_chief(strategy):
         return True
     cluster = resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and "chief" not in cluster
+
+
+def adapt_to_multi_worker(model, strategy, batch):
+    """Works around two problems of Keras 3's ``fit`` under ``MultiWorkerMirroredStrategy``.
+
+    1. ``fit`` builds the metrics, loss and optimizer from the first distributed
+       batch with ``strategy.reduce("MEAN", (x, y))``, which the strategy
+       rejects (a tuple of ``PerReplica`` values): they are built here from a
+       local ``batch``, so that step has nothing to do and is skipped.
+    2. The step's logs are reduced across workers with ``reduce("MEAN", v,
+       axis=0)``, which fails on scalars: the steps return them with a leading
+       axis of one (the mean over the workers' equal values is the value).
+
+    Both are open upstream (keras-team/keras#20585, tensorflow/tensorflow#72388:
+    TensorFlow's own multi-worker Keras tutorial fails on Keras 3); the strategy,
+    the collectives and ``fit`` are still TensorFlow's and Keras' own.
+    """
+    from keras import ops
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    def with_axis(step):
+        def wrapped(batch):
+            return {key: ops.expand_dims(value, 0) for key, value in step(batch).items()}
+
+        return wrapped
+
+    model.train_step = with_axis(model.train_step)
+    model.test_step = with_axis(model.test_step)

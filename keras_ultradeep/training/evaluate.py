@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_ultradeep.training import datasets
+from keras_ultradeep import checks
+from keras_ultradeep.training import datasets, preprocessing
 
-__all__ = ["evaluate", "multi_crop_predict", "crop_offsets"]
+__all__ = ["crop_offsets", "evaluate", "multi_crop_predict"]
 
 CROPS = (1, 10)
 
@@ -48,8 +49,7 @@ def multi_crop_predict(model, images, crops, crop_size=None, batch_size=64):
     ``images``: preprocessed square images ``(N, side, side, C)``, ``side >= crop_size``
     (default: the model's input side).
     """
-    if crops not in CROPS:
-        raise ValueError(f"crops: expected 1 or 10, got {crops!r}")
+    checks.one_of(crops, "crops", CROPS)
     images = tf.convert_to_tensor(images, tf.float32)
     side = int(images.shape[1])
     crop_size = crop_size or int(model.input_shape[1])
@@ -85,17 +85,13 @@ def _run_record(model_file):
 def _source(name, split, data_dir, seed):
     """``(dataset of (image, label) at native size, scale, split name, channels)``."""
     if name == datasets.DIGITS:
-        _, x_val, _, y_val = datasets._digits_arrays(seed)
+        _, x_val, _, y_val = datasets.digits_arrays(seed)
         return tf.data.Dataset.from_tensor_slices((x_val, y_val)), 1.0 / 16.0, "validation", 1, (8, 8)
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
     if split is None:
-        base = name.split("/", 1)[0]
-        splits = builder.info.splits
-        split = datasets._VALIDATION_SPLIT.get(base) or (
-            "validation" if splits and "test" not in splits else "test"
-        )
+        split = datasets.validation_split_name(name, builder.info.splits)
     source, info = tfds.load(name, split=split, as_supervised=True, with_info=True, data_dir=data_dir)
     image_key, _ = info.supervised_keys
     feature = info.features[image_key]
@@ -124,15 +120,12 @@ def evaluate(
 
     import keras_ultradeep.training.optimizers  # noqa: F401  (registers the optimizers)
 
-    if crops not in CROPS:
-        raise ValueError(f"crops: expected 1 or 10, got {crops!r}")
-    for value, argument in ((batch_size, "batch_size"), (resize, "resize"), (max_examples, "max_examples")):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-    if normalization is not None and normalization not in datasets.NORMALIZATIONS:
-        raise ValueError(
-            f"normalization: expected one of {', '.join(datasets.NORMALIZATIONS)}, got {normalization!r}"
-        )
+    checks.one_of(crops, "crops", CROPS)
+    checks.positive_int(batch_size, "batch_size")
+    checks.optional_positive_int(resize, "resize")
+    checks.optional_positive_int(max_examples, "max_examples")
+    if normalization is not None:
+        checks.one_of(normalization, "normalization", datasets.NORMALIZATIONS)
     if not Path(model_file).is_file():
         raise FileNotFoundError(f"model_file: no such file {str(model_file)!r}")
     datasets.check_dataset_name(dataset)
@@ -159,22 +152,22 @@ def evaluate(
             mean, std = datasets.normalization_stats(dataset, None, channels)
     else:
         mean, std = (0.0,) * channels, (1.0,) * channels
-    normalize = datasets._normalizer(normalization, mean, std)
+    normalize = preprocessing.normalizer(normalization, mean, std)
     imagenet_style = record.get("augmentation") == "imagenet" if same_data else None in native
     if imagenet_style or None in native:
-        side = resize or round(size / datasets.CENTER_CROP_FRACTION)
+        side = resize or round(size / preprocessing.CENTER_CROP_FRACTION)
 
         def prepare(image, label):
-            image = datasets._resize_shorter_and_center_crop(tf.cast(image, tf.float32) * scale, (side, side))
+            image = preprocessing.resize_shorter_and_center_crop(tf.cast(image, tf.float32) * scale, (side, side))
             return normalize(image), label
 
     else:
-        side = resize or size + 2 * datasets.CIFAR_PADDING
+        side = resize or size + 2 * preprocessing.CIFAR_PADDING
 
         def prepare(image, label):
             image = normalize(tf.image.resize(tf.cast(image, tf.float32) * scale, (size, size)))
             if resize is None:
-                pad = datasets.CIFAR_PADDING
+                pad = preprocessing.CIFAR_PADDING
                 return tf.pad(image, [[pad, pad], [pad, pad], [0, 0]]), label
             return tf.image.resize(image, (side, side)), label
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["SGD", "RMSprop", "Adam", "make_optimizer", "make_schedule", "OPTIMIZERS"]
+from keras_ultradeep.training.recipes import OPTIMIZERS, SCHEDULES
+
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "RMSprop", "make_optimizer", "make_schedule"]
 
 _PACKAGE = "keras_ultradeep"
 
@@ -140,8 +142,6 @@ class Adam(_CoupledWeightDecay, keras.optimizers.Adam):
         return self._coupled_config(super().get_config())
 
 
-OPTIMIZERS = ("sgd", "rmsprop", "adam")
-SCHEDULES = ("step", "cosine", "exponential", "constant")
 
 
 def make_schedule(kind, learning_rate, *, total_steps, boundaries=(), factor=0.1, decay_steps=None):

@@ -22,7 +22,20 @@ import dataclasses
 import difflib
 import math
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "resolve", "schedule_boundaries"]
+from keras_ultradeep import checks
+
+__all__ = [
+    "OVERRIDABLE",
+    "OVERRIDES",
+    "RECIPES",
+    "Override",
+    "Recipe",
+    "get_recipe",
+    "list_recipes",
+    "resolve",
+    "run_epochs",
+    "schedule_boundaries",
+]
 
 AUGMENTATIONS = ("none", "flip", "crop_flip", "crop_flip_reflect", "imagenet")
 NORMALIZATIONS = ("unit", "mean", "mean_std", "symmetric")
@@ -263,26 +276,47 @@ RECIPES = {
     ]
 }
 
-# The values a command line or ``train`` call may override.
-OVERRIDABLE = (
-    "epochs",
-    "steps",
-    "batch_size",
-    "optimizer",
-    "learning_rate",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "schedule",
-    "milestones",
-    "lr_factor",
-    "label_smoothing",
-    "dropout",
-    "augmentation",
-    "normalization",
-    "clipnorm",
-    "train_split",
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+SCHEDULES = ("step", "cosine", "exponential", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """A recipe value that ``train(**overrides)`` and the command line may override.
+
+    ``kind`` is how the command line reads it: ``int``, ``float``, ``str``,
+    ``bool`` (``--x`` / ``--no-x``) or ``epochs`` (comma-separated epochs).
+    """
+
+    name: str
+    kind: str
+    help: str = ""
+    choices: tuple = ()
+
+
+# The one list of overridable settings: ``resolve`` accepts these, the command
+# line generates its ``train`` flags from them, and ``train``'s docstring
+# points here.
+OVERRIDES = (
+    Override("epochs", "int", "the run's length in epochs (default: the recipe's)"),
+    Override("steps", "int", "the run's length in iterations, rounded up to epochs"),
+    Override("batch_size", "int", "the global batch size (default: the recipe's)"),
+    Override("learning_rate", "float", "the initial learning rate"),
+    Override("optimizer", "str", choices=OPTIMIZERS),
+    Override("momentum", "float"),
+    Override("nesterov", "bool"),
+    Override("weight_decay", "float", "coupled L2 weight decay (gradient + wd * w)"),
+    Override("schedule", "str", choices=SCHEDULES),
+    Override("milestones", "epochs", "step schedule epochs"),
+    Override("lr_factor", "float", "the learning-rate multiplier at each milestone"),
+    Override("label_smoothing", "float"),
+    Override("dropout", "float", "the model's dropout_rate"),
+    Override("augmentation", "str", choices=AUGMENTATIONS),
+    Override("normalization", "str", choices=NORMALIZATIONS),
+    Override("clipnorm", "float", "global gradient-norm clipping"),
+    Override("train_split", "str", "the TFDS split to train on (e.g. train+extra)"),
 )
+OVERRIDABLE = tuple(override.name for override in OVERRIDES)
 
 
 def list_recipes():
@@ -299,22 +333,6 @@ def get_recipe(name):
     return RECIPES[name]
 
 
-def _number(value, argument, *, minimum=0.0, strict=False, maximum=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{argument}: expected a number, got {value!r}")
-    if value < minimum or (strict and value == minimum) or (maximum is not None and value >= maximum):
-        what = "a positive number" if strict else "a non-negative number"
-        bound = f" below {maximum:g}" if maximum is not None else ""
-        raise ValueError(f"{argument}: expected {what}{bound}, got {value!r}")
-    return float(value)
-
-
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-    return value
-
-
 def resolve(recipe=None, **overrides):
     """The run's training settings: the recipe's values with ``overrides`` (``None`` ignored).
 
@@ -322,8 +340,6 @@ def resolve(recipe=None, **overrides):
     ``None`` for a recipe counted in ``steps``; :func:`schedule_boundaries`
     and the trainer turn steps into epochs once the dataset size is known.
     """
-    from keras_ultradeep.training.optimizers import OPTIMIZERS, SCHEDULES
-
     recipe = get_recipe("default" if recipe is None else recipe)
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
@@ -351,41 +367,32 @@ def resolve(recipe=None, **overrides):
         config["steps"] = None
     if config["epochs"] is None and config["steps"] is None:
         raise ValueError(f"epochs: recipe {recipe.name!r} has no length; give epochs")
-    if config["epochs"] is not None:
-        _positive_int(config["epochs"], "epochs")
-    if config["steps"] is not None:
-        _positive_int(config["steps"], "steps")
-    _positive_int(config["batch_size"], "batch_size")
-    if config["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
-    if config["schedule"] not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {config['schedule']!r}")
-    config["learning_rate"] = _number(config["learning_rate"], "learning_rate", strict=True)
-    config["momentum"] = _number(config["momentum"], "momentum", maximum=1.0)
-    config["weight_decay"] = _number(config["weight_decay"], "weight_decay")
-    config["lr_factor"] = _number(config["lr_factor"], "lr_factor", strict=True)
-    config["label_smoothing"] = _number(config["label_smoothing"], "label_smoothing", maximum=1.0)
+    for key in ("epochs", "steps"):
+        if config[key] is not None:
+            checks.positive_int(config[key], key)
+    checks.positive_int(config["batch_size"], "batch_size")
+    checks.one_of(config["optimizer"], "optimizer", OPTIMIZERS)
+    checks.one_of(config["schedule"], "schedule", SCHEDULES)
+    config["learning_rate"] = checks.positive_number(config["learning_rate"], "learning_rate")
+    config["momentum"] = checks.number_in(config["momentum"], "momentum", 0, 1, high_open=True)
+    config["weight_decay"] = checks.non_negative_number(config["weight_decay"], "weight_decay")
+    config["lr_factor"] = checks.positive_number(config["lr_factor"], "lr_factor")
+    config["label_smoothing"] = checks.number_in(
+        config["label_smoothing"], "label_smoothing", 0, 1, high_open=True
+    )
     if config["dropout"] is not None:
-        config["dropout"] = _number(config["dropout"], "dropout", maximum=1.0)
+        config["dropout"] = checks.number_in(config["dropout"], "dropout", 0, 1, high_open=True)
     if config["clipnorm"] is not None:
-        config["clipnorm"] = _number(config["clipnorm"], "clipnorm", strict=True)
-    if not isinstance(config["nesterov"], bool):
-        raise TypeError(f"nesterov: expected a boolean, got {config['nesterov']!r}")
-    if config["augmentation"] not in AUGMENTATIONS:
-        raise ValueError(
-            f"augmentation: expected one of {', '.join(AUGMENTATIONS)}, got {config['augmentation']!r}"
-        )
-    if config["normalization"] not in NORMALIZATIONS:
-        raise ValueError(
-            f"normalization: expected one of {', '.join(NORMALIZATIONS)}, got {config['normalization']!r}"
-        )
-    if not isinstance(config["train_split"], str) or not config["train_split"]:
-        raise ValueError(f"train_split: expected a TFDS split such as 'train', got {config['train_split']!r}")
+        config["clipnorm"] = checks.positive_number(config["clipnorm"], "clipnorm")
+    checks.boolean(config["nesterov"], "nesterov")
+    checks.one_of(config["augmentation"], "augmentation", AUGMENTATIONS)
+    checks.one_of(config["normalization"], "normalization", NORMALIZATIONS)
+    checks.string(config["train_split"], "train_split")
 
     milestones = config["milestones"]
     if not isinstance(milestones, (list, tuple)):
         raise TypeError(f"milestones: expected a list of epochs, got {milestones!r}")
-    milestones = [_number(m, "milestones", strict=True) for m in milestones]
+    milestones = [checks.positive_number(m, "milestones") for m in milestones]
     if milestones != sorted(milestones):
         raise ValueError(f"milestones: expected increasing epochs, got {milestones!r}")
     config["milestones"] = milestones

@@ -1,0 +1,164 @@
+"""Commands about the zoo's models: ``list``, ``summary``, ``bench``, ``convert``."""
+
+from __future__ import annotations
+
+from keras_ultradeep.cli.common import (
+    FAILURE,
+    USAGE_ERROR,
+    UserError,
+    add_command,
+    model_arg_option,
+    model_kwargs,
+)
+
+__all__ = ["add_commands"]
+
+
+def _list(args):
+    import keras
+
+    from keras_ultradeep import registry, weights
+    from keras_ultradeep.stats import parameter_counts
+
+    names = registry.list_models(args.pattern, weights=True if args.weights else None)
+    if not names:
+        which = "with pretrained weights " if args.weights else ""
+        raise UserError(f"PATTERN: no registered model {which}matches {args.pattern!r}", FAILURE)
+    width = max(len("NAME"), *map(len, names))
+    print(f"{'NAME':<{width}}  {'PARAMS':>12}  {'TRAINABLE':>12}  {'INPUT':>7}  {'MIN':>3}  WEIGHTS")
+    for name in names:
+        entry = registry.model_entry(name)
+        total = trainable = "-"
+        if args.params:
+            # The count at the smallest input: the head needs a static shape, and
+            # the parameters do not depend on the input size.
+            side = entry.min_size
+            counts = parameter_counts(entry.build(weights=None, input_shape=(side, side, 3)))
+            total, trainable = f"{counts['total']:,}", f"{counts['trainable']:,}"
+            keras.backend.clear_session()
+        tags = ", ".join(weights.pretrained_tags(name)) or "-"
+        size = f"{entry.default_size}x{entry.default_size}"
+        print(
+            f"{name:<{width}}  {total:>12}  {trainable:>12}  {size:>7}  {entry.min_size:>3}  {tags}",
+            flush=True,  # building every model takes a while; show each row as it comes
+        )
+
+
+def _summary(args):
+    from keras_ultradeep import registry
+    from keras_ultradeep.stats import parameter_counts
+
+    entry = registry.model_entry(args.model_name)
+    kwargs = {"weights": None, **model_kwargs(args.model_kwargs)}
+    if "input_shape" not in kwargs:
+        side = args.input_size or entry.default_size
+        kwargs["input_shape"] = (side, side, 3)
+    elif args.input_size is not None:
+        raise UserError("--input-size: give either --input-size or --model-arg input_shape=...", USAGE_ERROR)
+    model = registry.create_model(args.model_name, **kwargs)
+    model.summary()
+    counts = parameter_counts(model)
+    print(
+        f"Parameters: {counts['total']:,} total, {counts['trainable']:,} trainable, "
+        f"{counts['non_trainable']:,} non-trainable"
+    )
+
+
+def _bench(args):
+    import json
+
+    from keras_ultradeep import bench
+
+    result = bench.benchmark(
+        args.model_name,
+        mode=args.mode,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        input_size=args.input_size,
+        jit_compile=args.jit_compile,
+        mixed_precision=args.mixed_precision,
+        compare=args.compare,
+        model_kwargs=model_kwargs(args.model_kwargs),
+        rounds=args.rounds,
+        memory_efficient=args.memory_efficient,
+    )
+
+    def show(label, figures):
+        ips = figures["images_per_sec"]
+        ips = f"{ips:10.1f}" if ips is not None else f"{'-':>10}"
+        print(f"{label:32s} {ips} {figures['peak_memory_mb']:12.1f} {figures['build_seconds']:9.2f}")
+
+    print(f"{args.model_name}: {args.mode}, batch {result['batch_size']}, "
+          f"{result['input_size']}x{result['input_size']}, {args.steps} steps"
+          f"{', XLA' if args.jit_compile else ''}{', mixed precision' if args.mixed_precision else ''}"
+          f"{', memory-efficient' if args.memory_efficient else ''}")
+    print(f"{'':32s} {'images/s':>10} {'peak MB':>12} {'build s':>9}")
+    show("keras_ultradeep " + args.model_name, result)
+    if "compare" in result:
+        reference = result["compare"]
+        show(reference["name"], reference)
+        ratio = reference["ratio"]
+        print(
+            "ratio (ours / reference): "
+            + ", ".join(f"{key} {value:.3f}" for key, value in ratio.items() if value is not None)
+        )
+    if args.json:
+        print(json.dumps(result))
+
+
+def _convert(args):
+    from keras_ultradeep.convert import convert_checkpoint
+
+    path = convert_checkpoint(
+        args.model_name, args.checkpoint, args.output, **model_kwargs(args.model_kwargs)
+    )
+    print(f"Wrote {path}")
+
+
+def add_commands(commands):
+    sub = add_command(commands, "list", _list, help="the registered models, their sizes and weights")
+    sub.add_argument("pattern", metavar="PATTERN", nargs="?", default="*", help="a wildcard such as 'densenet*'")
+    sub.add_argument("--weights", action="store_true", help="only models with pretrained weights")
+    sub.add_argument(
+        "--no-params",
+        dest="params",
+        action="store_false",
+        help="skip the parameter counts (they build every model, which takes a while)",
+    )
+
+    sub = add_command(commands, "summary", _summary, help="a model's layers and parameter counts")
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("--input-size", type=int, help="the input side (default: the model's default size)")
+    model_arg_option(sub)
+
+    sub = add_command(
+        commands,
+        "bench",
+        _bench,
+        help="throughput, peak memory and build time, optionally against keras.applications or timm",
+        description="Measures MODEL in worker processes (one per configuration, so peak memory is its "
+        "own); with --compare, the reference runs alternately with ours and the ratio is printed.",
+    )
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("--mode", choices=("train", "infer", "build"), default="train")
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    sub.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    sub.add_argument("--input-size", type=int, help="the image side (default: the model's default size)")
+    sub.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    sub.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (AMP for timm on GPU)")
+    sub.add_argument(
+        "--memory-efficient", action="store_true",
+        help="build ours with memory_efficient=True (DenseNet: recomputed bottlenecks)",
+    )
+    sub.add_argument("--compare", choices=("keras", "timm"), help="also run the reference model")
+    sub.add_argument("--rounds", type=int, default=1, help="alternating rounds of ours and the reference")
+    sub.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+    model_arg_option(sub)
+
+    sub = add_command(commands, "convert", _convert, help="convert a timm/torchvision checkpoint to Keras weights")
+    sub.add_argument("model_name", metavar="MODEL")
+    sub.add_argument("checkpoint", metavar="CHECKPOINT")
+    sub.add_argument("output", metavar="OUTPUT")
+    model_arg_option(sub)
