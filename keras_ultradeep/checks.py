@@ -18,14 +18,17 @@ from collections.abc import Iterable
 __all__ = [
     "boolean",
     "integer",
-    "positive_int",
-    "optional_positive_int",
-    "optional_int",
-    "positive_ints",
-    "number_in",
-    "positive_number",
     "non_negative_number",
+    "number",
+    "number_in",
     "one_of",
+    "optional_int",
+    "optional_positive_int",
+    "positive_int",
+    "positive_int_pair",
+    "positive_ints",
+    "positive_number",
+    "positive_odd_int",
     "string",
 ]
 
@@ -103,6 +106,32 @@ def positive_ints(value, argument, *, length=None, what="positive integers"):
         count = f"{length} " if length is not None else "a non-empty sequence of "
         raise ValueError(f"{argument}: expected {count}{what}, got {value!r}")
     return tuple(int(v) for v in value)
+
+
+def positive_int_pair(value, argument):
+    """``value`` as a pair ``(a, a)`` or ``(a, b)`` of positive integers (a kernel size, a stride)."""
+    pair = (value, value) if _is_int(value) else value
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or any(not _is_int(v) or v < 1 for v in pair)
+    ):
+        raise ValueError(f"{argument}: expected a positive integer or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def positive_odd_int(value, argument):
+    """``value`` as an ``int`` if it is an odd integer >= 1 (a window centred on its middle)."""
+    if not _is_int(value) or value < 1 or value % 2 == 0:
+        raise ValueError(f"{argument}: expected a positive odd integer, got {value!r}")
+    return int(value)
+
+
+def number(value, argument):
+    """``value`` as a ``float`` if it is a finite number of any sign (a bias)."""
+    if not _is_number(value):
+        raise ValueError(f"{argument}: expected a finite number, got {value!r}")
+    return float(value)
 
 
 def number_in(value, argument, low, high, *, low_open=False, high_open=False):

@@ -230,13 +230,13 @@ def test_save_load_round_trip_and_export(rng, tmp_path):
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: FractalJoin(1.0), r"local_drop_path: expected a probability in \[0, 1\)"),
+        (lambda: FractalJoin(1.0), r"local_drop_path: expected a number in \[0, 1\)"),
         (lambda: FractalJoin(-0.1), "local_drop_path"),
         (lambda: FractalJoin(0.1, columns=[0, 0]), "columns: expected distinct"),
         (lambda: FractalJoin(0.1, columns=[-1]), "columns: expected distinct"),
         (lambda: FractalJoin(0.1, seed="a"), "seed: expected None or an integer"),
         (lambda: DropPathSampler(0), "columns: expected a positive integer"),
-        (lambda: DropPathSampler(3, 1.5), r"global_drop_path: expected a probability in \[0, 1\]"),
+        (lambda: DropPathSampler(3, 1.5), r"global_drop_path: expected a number in \[0, 1\]"),
         (lambda: FractalJoin(0.1)(np.zeros((1, 2, 2, 1), "float32")), "inputs:"),
         (
             lambda: FractalJoin(0.1)([np.zeros((1, 2, 2, 1), "float32"), np.zeros((1, 2, 2, 2), "float32")]),

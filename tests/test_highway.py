@@ -70,7 +70,7 @@ def test_mixed_precision(rng):
     "build, message",
     [
         (lambda: HighwayConv2D(0), "kernel_size: expected a positive integer"),
-        (lambda: HighwayConv2D(3, gate_bias="low"), "gate_bias: expected a number"),
+        (lambda: HighwayConv2D(3, gate_bias="low"), "gate_bias: expected a finite number"),
         (lambda: ku.create_model("highway19_cifar", stages=((32, 4), (80,))), "stages: expected"),
         (lambda: ku.create_model("highway19_cifar", head_filters=0), "head_filters: expected a positive"),
         (lambda: ku.create_model("highway19_cifar", dropout_rate=1.0), r"dropout_rate: expected a number in \[0, 1\)"),

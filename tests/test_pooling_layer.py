@@ -47,8 +47,8 @@ def test_round_trip_and_dynamic_shape(rng, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(pool_size=0), "pool_size: expected an integer >= 1, got 0"),
-        (dict(strides=1.5), "strides: expected an integer >= 1"),
+        (dict(pool_size=0), "pool_size: expected a positive integer, got 0"),
+        (dict(strides=1.5), "strides: expected a positive integer"),
         (dict(padding=-1), "padding: expected an integer >= 0"),
         (dict(pool_size=3, padding=2), "padding: expected at most half of pool_size=3, got 2"),
     ],

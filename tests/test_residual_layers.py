@@ -144,8 +144,8 @@ def test_symbolic_shapes_and_config():
         (dict(survival_prob=1.5), r"^survival_prob: expected a number in \(0, 1\], got 1.5$"),
         (dict(survival_prob=True), r"^survival_prob: expected a number in \(0, 1\], got True$"),
         (dict(survival_prob="0.5"), r"^survival_prob: expected a number in \(0, 1\]"),
-        (dict(mode="x"), r"^mode: expected 'sample' or 'batch', got 'x'$"),
-        (dict(scale="test"), r"^scale: expected 'inference' or 'training', got 'test'$"),
+        (dict(mode="x"), r"^mode: expected one of 'sample', 'batch', got 'x'$"),
+        (dict(scale="test"), r"^scale: expected one of 'inference', 'training', got 'test'$"),
         (dict(seed=1.5), r"^seed: expected None or an integer, got 1.5$"),
     ],
 )

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = ["AdaptiveAveragePooling2DTorch"]
 
 
@@ -34,14 +36,7 @@ class AdaptiveAveragePooling2DTorch(keras.layers.Layer):
 
     def __init__(self, output_size, **kwargs):
         super().__init__(**kwargs)
-        pair = (output_size, output_size) if isinstance(output_size, int) else output_size
-        if (
-            not isinstance(pair, (tuple, list))
-            or len(pair) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair)
-        ):
-            raise ValueError(f"output_size: expected a positive integer or a pair of them, got {output_size!r}")
-        self.output_size = tuple(pair)
+        self.output_size = checks.positive_int_pair(output_size, "output_size")
 
     def build(self, input_shape):
         if len(input_shape) != 4:

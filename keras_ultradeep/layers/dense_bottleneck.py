@@ -23,6 +23,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from keras_ultradeep import checks
+
 __all__ = ["DenseBottleneck"]
 
 
@@ -50,10 +52,8 @@ class DenseBottleneck(layers.Layer):
         # Variables are cast explicitly below (BatchNorm computes in float32).
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"filters: expected a positive integer, got {filters!r}")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"kernel_size: expected a positive integer, got {kernel_size!r}")
+        checks.positive_int(filters, "filters")
+        checks.positive_int(kernel_size, "kernel_size")
         if input_channels is not None:
             input_channels = [int(c) for c in input_channels]
             if not input_channels or min(input_channels) < 1:

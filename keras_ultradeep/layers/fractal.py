@@ -23,20 +23,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["FractalJoin", "DropPathSampler"]
+from keras_ultradeep import checks
 
-
-def _check_rate(value, argument, *, below_one):
-    upper_ok = value < 1 if below_one else value <= 1
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value and upper_ok):
-        interval = "[0, 1)" if below_one else "[0, 1]"
-        raise ValueError(f"{argument}: expected a probability in {interval}, got {value!r}")
-    return float(value)
-
-
-def _check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"seed: expected None or an integer, got {seed!r}")
+__all__ = ["DropPathSampler", "FractalJoin"]
 
 
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
@@ -61,12 +50,9 @@ class DropPathSampler(keras.layers.Layer):
 
     def __init__(self, columns, global_drop_path=0.5, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-            raise ValueError(f"columns: expected a positive integer, got {columns!r}")
-        self.columns = columns
-        self.global_drop_path = _check_rate(global_drop_path, "global_drop_path", below_one=False)
-        _check_seed(seed)
-        self.seed = seed
+        self.columns = checks.positive_int(columns, "columns")
+        self.global_drop_path = checks.number_in(global_drop_path, "global_drop_path", 0, 1)
+        self.seed = checks.optional_int(seed, "seed")
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
@@ -121,7 +107,7 @@ class FractalJoin(keras.layers.Layer):
 
     def __init__(self, local_drop_path=0.15, columns=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.local_drop_path = _check_rate(local_drop_path, "local_drop_path", below_one=True)
+        self.local_drop_path = checks.number_in(local_drop_path, "local_drop_path", 0, 1, high_open=True)
         if columns is not None:
             if not isinstance(columns, (list, tuple)) or not columns or any(
                 isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in columns
@@ -131,7 +117,7 @@ class FractalJoin(keras.layers.Layer):
                 )
             columns = tuple(columns)
         self.columns = columns
-        _check_seed(seed)
+        checks.optional_int(seed, "seed")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

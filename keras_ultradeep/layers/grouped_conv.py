@@ -5,20 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = ["GroupedConv2D"]
 
 PADDINGS = ("valid", "same")
-
-
-def _pair(value, argument):
-    pair = (value, value) if isinstance(value, int) else value
-    if (
-        not isinstance(pair, (tuple, list))
-        or len(pair) != 2
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair)
-    ):
-        raise ValueError(f"{argument}: expected a positive integer or a pair of them, got {value!r}")
-    return tuple(pair)
 
 
 def _has_gpu():
@@ -130,22 +121,19 @@ class GroupedConv2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for value, argument in ((filters, "filters"), (groups, "groups")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
+        checks.positive_int(filters, "filters")
+        checks.positive_int(groups, "groups")
         if filters % groups:
             raise ValueError(f"filters: {filters} is not divisible by groups={groups}")
         padding = padding.lower() if isinstance(padding, str) else padding
-        if padding not in PADDINGS:
-            raise ValueError(f"padding: expected one of {PADDINGS}, got {padding!r}")
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"use_bias: expected True or False, got {use_bias!r}")
+        checks.one_of(padding, "padding", PADDINGS)
+        checks.boolean(use_bias, "use_bias")
         self.filters = filters
-        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.kernel_size = checks.positive_int_pair(kernel_size, "kernel_size")
         self.groups = groups
-        self.strides = _pair(strides, "strides")
+        self.strides = checks.positive_int_pair(strides, "strides")
         self.padding = padding
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        self.dilation_rate = checks.positive_int_pair(dilation_rate, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError("dilation_rate: a strided convolution cannot also be dilated")
         self.use_bias = use_bias

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = ["HighwayConv2D"]
 
 
@@ -28,12 +30,8 @@ class HighwayConv2D(keras.layers.Layer):
 
     def __init__(self, kernel_size=3, gate_bias=-2.0, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"kernel_size: expected a positive integer, got {kernel_size!r}")
-        if isinstance(gate_bias, bool) or not isinstance(gate_bias, (int, float)):
-            raise ValueError(f"gate_bias: expected a number (negative: carry at first), got {gate_bias!r}")
-        self.kernel_size = kernel_size
-        self.gate_bias = float(gate_bias)
+        self.kernel_size = checks.positive_int(kernel_size, "kernel_size")
+        self.gate_bias = checks.number(gate_bias, "gate_bias")
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
         )

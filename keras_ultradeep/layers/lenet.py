@@ -11,12 +11,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = [
-    "lecun_tanh",
-    "Subsampling2D",
+    "LENET5_C3_TABLE",
     "ConnectionTableConv2D",
     "EuclideanRBF",
-    "LENET5_C3_TABLE",
+    "Subsampling2D",
+    "lecun_tanh",
     "rbf_prototypes",
 ]
 
@@ -29,10 +31,6 @@ def lecun_tanh(x):
     """LeNet-5's squashing function f(a) = A tanh(S a), A = 1.7159, S = 2/3 (Appendix A)."""
     return SQUASH_AMPLITUDE * ops.tanh(SQUASH_SLOPE * x)
 
-
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
@@ -49,7 +47,7 @@ class Subsampling2D(keras.layers.Layer):
 
     def __init__(self, pool_size=2, coefficient_initializer=None, bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        _positive_int(pool_size, "pool_size")
+        checks.positive_int(pool_size, "pool_size")
         self.pool_size = pool_size
         self.coefficient_initializer = keras.initializers.get(
             coefficient_initializer or keras.initializers.Constant(1.0 / pool_size**2)
@@ -74,7 +72,7 @@ class Subsampling2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
-        side = lambda n: None if n is None else n // self.pool_size  # noqa: E731
+        side = lambda n: None if n is None else n // self.pool_size
         return (batch, side(height), side(width), channels)
 
     def get_config(self):
@@ -150,9 +148,8 @@ class ConnectionTableConv2D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         table = _check_table(connection_table)
-        _positive_int(kernel_size, "kernel_size")
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"use_bias: expected True or False, got {use_bias!r}")
+        checks.positive_int(kernel_size, "kernel_size")
+        checks.boolean(use_bias, "use_bias")
         self.connection_table = table.astype(int).tolist()
         self.kernel_size = kernel_size
         self.activation = keras.activations.get(activation)
@@ -217,7 +214,7 @@ class ConnectionTableConv2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
-        side = lambda n: None if n is None else n - self.kernel_size + 1  # noqa: E731
+        side = lambda n: None if n is None else n - self.kernel_size + 1
         return (batch, side(height), side(width), self.filters)
 
     def get_config(self):
@@ -259,9 +256,8 @@ class EuclideanRBF(keras.layers.Layer):
 
     def __init__(self, classes, activation=None, seed=0, **kwargs):
         super().__init__(**kwargs)
-        _positive_int(classes, "classes")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        checks.positive_int(classes, "classes")
+        checks.integer(seed, "seed", minimum=0)
         self.classes = classes
         self.activation = keras.activations.get(activation)
         self.seed = seed

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = ["LocalResponseNormalization"]
-
-
-def _real(value, argument, *, positive=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{argument}: expected a finite real number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{argument}: expected a {kind} number, got {value!r}")
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
@@ -51,15 +42,11 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"size: expected a positive odd integer, got {size!r}")
-        if size < 1 or size % 2 == 0:
-            raise ValueError(f"size: expected a positive odd integer, got {size!r}")
-        self.size = size
-        self.alpha = _real(alpha, "alpha")
-        self.beta = _real(beta, "beta")
+        self.size = checks.positive_odd_int(size, "size")
+        self.alpha = checks.non_negative_number(alpha, "alpha")
+        self.beta = checks.non_negative_number(beta, "beta")
         # k > 0 keeps the denominator positive for an all-zero window.
-        self.k = _real(k, "k", positive=True)
+        self.k = checks.positive_number(k, "k")
 
     @classmethod
     def from_caffe(cls, local_size=5, alpha=1.0, beta=0.75, k=1.0, **kwargs):
@@ -72,11 +59,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         ``from_caffe(5, 1e-4, 0.75)``, i.e. ``LocalResponseNormalization(5,
         2e-5, 0.75, 1.0)``.
         """
-        if isinstance(local_size, bool) or not isinstance(local_size, int):
-            raise TypeError(f"local_size: expected a positive odd integer, got {local_size!r}")
-        if local_size < 1 or local_size % 2 == 0:
-            raise ValueError(f"local_size: expected a positive odd integer, got {local_size!r}")
-        return cls(size=local_size, alpha=_real(alpha, "alpha") / local_size, beta=beta, k=k, **kwargs)
+        checks.positive_odd_int(local_size, "local_size")
+        return cls(size=local_size, alpha=checks.non_negative_number(alpha, "alpha") / local_size, beta=beta, k=k, **kwargs)
 
     def build(self, input_shape):
         if len(input_shape) < 2:

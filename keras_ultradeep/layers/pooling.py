@@ -5,12 +5,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = ["SymmetricMaxPooling2D"]
-
-
-def _positive_int(value, argument, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument}: expected an integer >= {minimum}, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
@@ -26,9 +23,9 @@ class SymmetricMaxPooling2D(keras.layers.Layer):
 
     def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
         super().__init__(**kwargs)
-        _positive_int(pool_size, "pool_size")
-        _positive_int(strides, "strides")
-        _positive_int(padding, "padding", minimum=0)
+        checks.positive_int(pool_size, "pool_size")
+        checks.positive_int(strides, "strides")
+        checks.integer(padding, "padding", minimum=0)
         if 2 * padding > pool_size:
             raise ValueError(
                 f"padding: expected at most half of pool_size={pool_size}, got {padding} "

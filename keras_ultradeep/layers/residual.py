@@ -10,21 +10,13 @@ import math
 import keras
 from keras import ops
 
+from keras_ultradeep import checks
+
 __all__ = ["StochasticDepth", "ZeroPadShortcut", "survival_probabilities"]
 
 MODES = ("sample", "batch")
 SCALES = ("inference", "training")
 RULES = ("linear", "uniform")
-
-
-def _check_probability(value, argument):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{argument}: expected a number in (0, 1], got {value!r}")
-
-
-def _check_positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
 
 
 def survival_probabilities(num_blocks, final_survival_prob=0.5, rule="linear"):
@@ -43,8 +35,8 @@ def survival_probabilities(num_blocks, final_survival_prob=0.5, rule="linear"):
     Returns:
         A list of ``num_blocks`` floats.
     """
-    _check_positive_int(num_blocks, "num_blocks")
-    _check_probability(final_survival_prob, "final_survival_prob")
+    checks.positive_int(num_blocks, "num_blocks")
+    checks.number_in(final_survival_prob, "final_survival_prob", 0, 1, low_open=True)
     if rule not in RULES:
         raise ValueError(f"rule: expected 'linear' or 'uniform', got {rule!r}")
     final = float(final_survival_prob)
@@ -123,13 +115,10 @@ class StochasticDepth(ResidualMerge):
 
     def __init__(self, survival_prob=1.0, mode="sample", scale="inference", seed=None, **kwargs):
         super().__init__(**kwargs)
-        _check_probability(survival_prob, "survival_prob")
-        if mode not in MODES:
-            raise ValueError(f"mode: expected 'sample' or 'batch', got {mode!r}")
-        if scale not in SCALES:
-            raise ValueError(f"scale: expected 'inference' or 'training', got {scale!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed: expected None or an integer, got {seed!r}")
+        checks.number_in(survival_prob, "survival_prob", 0, 1, low_open=True)
+        checks.one_of(mode, "mode", MODES)
+        checks.one_of(scale, "scale", SCALES)
+        checks.optional_int(seed, "seed")
         self.survival_prob = float(survival_prob)
         self.mode = mode
         self.scale = scale
@@ -188,8 +177,8 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def __init__(self, filters, strides=2, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int(filters, "filters")
-        _check_positive_int(strides, "strides")
+        checks.positive_int(filters, "filters")
+        checks.positive_int(strides, "strides")
         self.filters = filters
         self.strides = strides
 

@@ -10,25 +10,13 @@ hurting accuracy.
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import ops
 
+from keras_ultradeep import checks
 from keras_ultradeep.layers.residual import ResidualMerge
 
 __all__ = ["ResidualScaling"]
-
-
-def _check_scale(value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"scale: expected a positive finite number, got {value!r}")
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
@@ -58,7 +46,7 @@ class ResidualScaling(ResidualMerge):
 
     def __init__(self, scale=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.scale = _check_scale(scale)
+        self.scale = checks.positive_number(scale, "scale")
 
     def call(self, inputs):
         shortcut, residual = self._split(inputs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_ultradeep import checks
+
 __all__ = ["ChannelSplit"]
 
 
@@ -13,9 +15,7 @@ class ChannelSplit(keras.layers.Layer):
 
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels: expected a positive integer, got {channels!r}")
-        self.channels = channels
+        self.channels = checks.positive_int(channels, "channels")
 
     def call(self, x):
         return [x[..., : self.channels], x[..., self.channels :]]
