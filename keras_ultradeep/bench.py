@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from keras_ultradeep import checks
+
 __all__ = ["MODES", "COMPARE", "benchmark", "KERAS_EQUIVALENTS", "TIMM_EQUIVALENTS"]
 
 MODES = ("train", "infer", "build")
@@ -58,29 +60,21 @@ TIMM_EQUIVALENTS = frozenset(
 # ------------------------------------------------------------------ arguments
 
 
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-
-
 def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compile, mixed_precision,
           compare, model_kwargs, memory_efficient=False):
     """Validates every argument (before any process starts) and returns the worker spec."""
     from keras_ultradeep import registry
 
     entry = registry.model_entry(model_name)
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    _positive_int(batch_size, "batch_size")
-    _positive_int(steps, "steps")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup: expected a non-negative integer, got {warmup!r}")
+    checks.one_of(mode, "mode", MODES)
+    checks.positive_int(batch_size, "batch_size")
+    checks.positive_int(steps, "steps")
+    checks.integer(warmup, "warmup", minimum=0)
     size = entry.default_size if input_size is None else input_size
-    _positive_int(size, "input_size")
+    checks.positive_int(size, "input_size")
     if size < entry.min_size:
         raise ValueError(f"input_size: {model_name} needs at least {entry.min_size}, got {size}")
-    if not isinstance(memory_efficient, bool):
-        raise TypeError(f"memory_efficient: expected True or False, got {memory_efficient!r}")
+    checks.boolean(memory_efficient, "memory_efficient")
     model_kwargs = dict(model_kwargs or {})
     if memory_efficient:
         if entry.family not in MEMORY_EFFICIENT_FAMILIES:
@@ -186,11 +180,11 @@ def _keras_worker(spec):
 
 
 def _timm_worker(spec):
-    import numpy as np
-    import torch
-
     # timm imports torchvision, whose registrations fail beside the CPU build of torch.
     import types
+
+    import numpy as np
+    import torch
 
     for module in ("torchvision._meta_registrations", "torchvision._autograd_registrations"):
         sys.modules.setdefault(module, types.ModuleType(module))
@@ -268,7 +262,7 @@ def benchmark(model_name, *, mode="train", batch_size=32, steps=10, warmup=2, in
         input_size=input_size, jit_compile=jit_compile, mixed_precision=mixed_precision,
         compare=compare, model_kwargs=model_kwargs, memory_efficient=memory_efficient,
     )
-    _positive_int(rounds, "rounds")
+    checks.positive_int(rounds, "rounds")
     ours, theirs = [], []
     for _ in range(rounds):
         ours.append(_run_worker(spec, "ours"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from keras_ultradeep import registry
+from keras_ultradeep import checks, registry
 from keras_ultradeep import weights as weights_lib
 
 __all__ = [
@@ -29,16 +29,6 @@ __all__ = [
 
 POOLING_VALUES = (None, "avg", "max")
 PREPROCESS_MODES = ("caffe", "tf", "torch")
-
-
-def _check_bool(value, argument):
-    if not isinstance(value, bool):
-        raise TypeError(f"{argument}: expected True or False, got {value!r}")
-
-
-def _check_positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
 
 
 def _resolve_weights(model_name, weights):
@@ -224,12 +214,10 @@ def application(
             f"{model_name} supports only the 'channels_last' image data format, "
             f"got {keras.config.image_data_format()!r}"
         )
-    _check_bool(include_top, "include_top")
-    if pooling not in POOLING_VALUES:
-        raise ValueError(f"pooling: expected None, 'avg' or 'max', got {pooling!r}")
-    _check_positive_int(classes, "classes")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+    checks.boolean(include_top, "include_top")
+    checks.one_of(pooling, "pooling", POOLING_VALUES)
+    checks.positive_int(classes, "classes")
+    checks.string(name, "name")
     resolved = _resolve_weights(model_name, weights)
     pretrained = isinstance(resolved, weights_lib.WeightsEntry)
     if pretrained and include_top and classes != resolved.classes:
@@ -356,8 +344,7 @@ def pretrained_option(model_name, weights, key, default):
 
 def preprocess_input(x, data_format=None, *, mode):
     """keras.applications' ``preprocess_input`` for ``mode`` caffe/tf/torch."""
-    if mode not in PREPROCESS_MODES:
-        raise ValueError(f"mode: expected one of {PREPROCESS_MODES}, got {mode!r}")
+    checks.one_of(mode, "mode", PREPROCESS_MODES)
     return keras.applications.imagenet_utils.preprocess_input(x, data_format=data_format, mode=mode)
 
 

@@ -175,9 +175,9 @@ def test_preprocess_input_is_timms_default_cfg():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(depths=()), "depths: expected positive block counts"),
-        (dict(depths=(3, 0, 5, 2)), "depths: expected positive block counts"),
-        (dict(filters=(128, 256, 512)), "filters: expected 4 widths"),
+        (dict(depths=()), "depths: expected a non-empty sequence of positive block counts"),
+        (dict(depths=(3, 0, 5, 2)), "depths: expected a non-empty sequence of positive block counts"),
+        (dict(filters=(128, 256, 512)), "filters: expected 4 positive widths, one per stage"),
         (dict(strides=(1, 3, 2, 2)), "strides: expected one of"),
         (dict(expand_ratio=-1.0), "expand_ratio: expected a positive number"),
         (dict(bottle_ratio=(0.5, 0.5)), "bottle_ratio: expected a positive number, or 4"),
@@ -188,8 +188,6 @@ def test_preprocess_input_is_timms_default_cfg():
         (dict(stem_filters=True), "stem_filters: expected a positive integer"),
         (dict(stem_kernel_size=4), "stem_kernel_size: expected 3, 5 or 7"),
         (dict(stem_stride=8), "stem_stride: expected 1, 2 or 4"),
-        (dict(down_growth=1), "down_growth: expected True or False"),
-        (dict(cross_linear="yes"), "cross_linear: expected True or False"),
         (dict(batch_norm_epsilon=0.0), "batch_norm_epsilon: expected a positive number"),
     ],
 )
@@ -197,3 +195,10 @@ def test_bad_knobs(kwargs, message):
     knobs = dict(ku.cspnet.VARIANTS["cspresnet50"])
     with pytest.raises(ValueError, match=message):
         ku.CSPNet(**{**knobs, **kwargs})
+
+
+@pytest.mark.parametrize("knob, value", [("down_growth", 1), ("cross_linear", "yes")])
+def test_non_boolean_switch(knob, value):
+    knobs = dict(ku.cspnet.VARIANTS["cspresnet50"])
+    with pytest.raises(TypeError, match=f"^{knob}: expected True or False, got {value!r}$"):
+        ku.CSPNet(**{**knobs, knob: value})

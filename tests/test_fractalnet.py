@@ -257,7 +257,7 @@ def test_feature_extractor_finds_every_block(x):
         (dict(columns=0), "columns: expected a positive integer"),
         (dict(blocks=2.0), "blocks: expected a positive integer"),
         (dict(filters=(64, 128)), "filters: expected 5 positive integers, one per block"),
-        (dict(dropout_rates=(0, 0.1, 0.2, 0.3, 1.0)), r"dropout_rates: expected 5 rates in \[0, 1\)"),
+        (dict(dropout_rates=(0, 0.1, 0.2, 0.3, 1.0)), r"dropout_rates\[4\]: expected a number in \[0, 1\)"),
         (dict(local_drop_path=1.0), r"local_drop_path: expected a number in \[0, 1\)"),
         (dict(global_drop_path=1.5), r"global_drop_path: expected a number in \[0, 1\]"),
         (dict(seed="x"), "seed: expected None or an integer"),

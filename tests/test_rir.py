@@ -122,8 +122,8 @@ def test_family_knobs():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(blocks=()), ValueError, "blocks: expected positive block counts"),
-        (dict(blocks=(2, 0, 3)), ValueError, "blocks: expected positive block counts"),
+        (dict(blocks=()), ValueError, "blocks: expected a non-empty sequence of positive block counts"),
+        (dict(blocks=(2, 0, 3)), ValueError, "blocks: expected a non-empty sequence of positive block counts"),
         (dict(residual_widths=(48, 96)), ValueError, "residual_widths: expected 3 positive widths"),
         (dict(transient_widths=(48, 96, 0)), ValueError, "transient_widths: expected 3 positive"),
         (dict(residual_widths=(96, 48, 192)), ValueError, "residual_widths: a zero-padding shortcut"),

@@ -63,7 +63,7 @@ import functools
 import keras
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import (
     AdaptiveAveragePooling2DTorch,
     GroupedConv2D,
@@ -177,29 +177,8 @@ def fc_head(
 # ------------------------------------------------------------------------ knobs
 
 
-def _check_rate(dropout_rate):
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) or not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
-
-
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-
-
 def _check_filters(filters):
-    if (
-        not isinstance(filters, (tuple, list))
-        or len(filters) != 5
-        or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters)
-    ):
-        raise ValueError(f"filters: expected 5 positive integers, one per conv, got {filters!r}")
-    return tuple(filters)
-
-
-def _check_bool(value, argument):
-    if not isinstance(value, bool):
-        raise TypeError(f"{argument}: expected True or False, got {value!r}")
+    return checks.positive_ints(filters, "filters", length=5, what="positive integers, one per conv")
 
 
 # --------------------------------------------------------------------- builders
@@ -234,7 +213,7 @@ def AlexNet(
             (conv2, conv4, conv5, fc6, fc7) instead of Keras' defaults.
     """
     filters = _check_filters(filters)
-    _positive_int(groups, "groups")
+    checks.positive_int(groups, "groups")
     for i, (f, g) in enumerate(zip(filters, PAPER_GROUPED)):
         # A grouped conv splits both its input (the previous conv's maps) and its output.
         if g and (f % groups or filters[i - 1] % groups):
@@ -242,10 +221,10 @@ def AlexNet(
                 f"groups: conv{i + 1} is grouped, and groups={groups} must divide its {filters[i - 1]} "
                 f"input and {f} output maps"
             )
-    _check_bool(local_response_normalization, "local_response_normalization")
-    _check_rate(dropout_rate)
-    _positive_int(fc_units, "fc_units")
-    _check_bool(paper_initialization, "paper_initialization")
+    checks.boolean(local_response_normalization, "local_response_normalization")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.positive_int(fc_units, "fc_units")
+    checks.boolean(paper_initialization, "paper_initialization")
     features = alexnet_features(
         filters, groups=groups, local_response_normalization=local_response_normalization,
         stem_padding=0, paper_initialization=paper_initialization,
@@ -285,8 +264,8 @@ def AlexNetTV(
         fc_units: width of fc6 and fc7 (4096).
     """
     filters = _check_filters(filters)
-    _check_rate(dropout_rate)
-    _positive_int(fc_units, "fc_units")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.positive_int(fc_units, "fc_units")
     features = alexnet_features(
         filters, groups=1, local_response_normalization=False, stem_padding=2, paper_initialization=False
     )

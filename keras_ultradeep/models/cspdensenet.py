@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract
+from keras_ultradeep import checks, contract
 from keras_ultradeep.layers import ChannelSplit
 from keras_ultradeep.models.densenet import dense_block, imagenet_stem
 
@@ -147,50 +147,21 @@ def cspdensenet_features(
 # ------------------------------------------------------------------------ knobs
 
 
-def _fraction(value, argument, *, closed_above):
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and 0 < value
-        and (value <= 1 if closed_above else value < 1)
-    )
-    if not ok:
-        raise ValueError(
-            f"{argument}: expected a number in (0, 1{']' if closed_above else ')'}, got {value!r}"
-        )
 
 
 def _check_knobs(
     blocks, growth_rate, stem_filters, bottleneck_width, compression, part_ratio, fusion, dropout_rate,
     batch_norm_epsilon,
 ):
-    if (
-        not isinstance(blocks, (tuple, list))
-        or not blocks
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks)
-    ):
-        raise ValueError(f"blocks: expected a non-empty sequence of positive layer counts, got {blocks!r}")
-    for value, argument in (
-        (growth_rate, "growth_rate"), (stem_filters, "stem_filters"), (bottleneck_width, "bottleneck_width"),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-    _fraction(compression, "compression", closed_above=True)
-    _fraction(part_ratio, "part_ratio", closed_above=False)
-    if fusion not in FUSIONS:
-        raise ValueError(f"fusion: expected one of {FUSIONS}, got {fusion!r}")
-    if (
-        isinstance(dropout_rate, bool)
-        or not isinstance(dropout_rate, (int, float))
-        or not 0 <= dropout_rate < 1
-    ):
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
+    checks.positive_ints(blocks, "blocks", what="positive layer counts")
+    checks.positive_int(growth_rate, "growth_rate")
+    checks.positive_int(stem_filters, "stem_filters")
+    checks.positive_int(bottleneck_width, "bottleneck_width")
+    checks.number_in(compression, "compression", 0, 1, low_open=True)
+    checks.number_in(part_ratio, "part_ratio", 0, 1, low_open=True, high_open=True)
+    checks.one_of(fusion, "fusion", FUSIONS)
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
     # Every stage's input must leave maps on both sides of the split (and,
     # fusing last, the crossing part must leave room in the stage's output).
     width = stem_filters

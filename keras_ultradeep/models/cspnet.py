@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract
+from keras_ultradeep import checks, contract
 from keras_ultradeep.layers import ChannelSplit, SymmetricMaxPooling2D
 from keras_ultradeep.models.resnet import conv
 
@@ -146,21 +146,6 @@ def cspnet_features(config, bn_epsilon):
 # ------------------------------------------------------------------------ knobs
 
 
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-
-
-def _positive_ints(value, argument, what):
-    if (
-        not isinstance(value, (tuple, list))
-        or not value
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
-    ):
-        raise ValueError(f"{argument}: expected positive {what}, one per stage, got {value!r}")
-    return tuple(value)
-
-
 def _per_stage(value, argument, num_stages, *, allowed=None):
     """A number for every stage, or one per stage."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * num_stages
@@ -177,26 +162,24 @@ def _per_stage(value, argument, num_stages, *, allowed=None):
 
 
 def _check_knobs(config, batch_norm_epsilon):
-    depths = _positive_ints(config["depths"], "depths", "block counts")
+    depths = checks.positive_ints(config["depths"], "depths", what="positive block counts, one per stage")
     num_stages = len(depths)
-    filters = _positive_ints(config["filters"], "filters", "widths")
-    if len(filters) != num_stages:
-        raise ValueError(f"filters: expected {num_stages} widths (one per stage), got {config['filters']!r}")
+    filters = checks.positive_ints(
+        config["filters"], "filters", length=num_stages, what="positive widths, one per stage"
+    )
     checked = dict(config, depths=depths, filters=filters)
     checked["strides"] = _per_stage(config["strides"], "strides", num_stages, allowed=(1, 2))
     for key in ("expand_ratio", "bottle_ratio", "block_ratio"):
         checked[key] = _per_stage(config[key], key, num_stages)
-    if config["block"] not in BLOCK_TYPES:
-        raise ValueError(f"block: expected one of {BLOCK_TYPES}, got {config['block']!r}")
-    _positive_int(config["groups"], "groups")
-    _positive_int(config["stem_filters"], "stem_filters")
+    checks.one_of(config["block"], "block", BLOCK_TYPES)
+    checks.positive_int(config["groups"], "groups")
+    checks.positive_int(config["stem_filters"], "stem_filters")
     if config["stem_kernel_size"] not in (3, 5, 7):
         raise ValueError(f"stem_kernel_size: expected 3, 5 or 7, got {config['stem_kernel_size']!r}")
     if config["stem_stride"] not in (1, 2, 4):
         raise ValueError(f"stem_stride: expected 1, 2 or 4, got {config['stem_stride']!r}")
     for key in ("down_growth", "cross_linear"):
-        if not isinstance(config[key], bool):
-            raise ValueError(f"{key}: expected True or False, got {config[key]!r}")
+        checks.boolean(config[key], key)
     for stage, (width, expand, bottle, ratio) in enumerate(
         zip(filters, checked["expand_ratio"], checked["bottle_ratio"], checked["block_ratio"])
     ):
@@ -217,12 +200,7 @@ def _check_knobs(config, batch_norm_epsilon):
                 f"block_ratio: stage {stage + 1}'s blocks output {widths['block_ratio']} maps but "
                 f"take half the expanded width, {widths['expand_ratio']}"
             )
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
     return checked
 
 

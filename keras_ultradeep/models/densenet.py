@@ -34,7 +34,7 @@ import os
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers.dense_bottleneck import DenseBottleneck
 
 __all__ = [
@@ -183,42 +183,13 @@ def _check_knobs(
     *, blocks, growth_rate, stem_filters, bottleneck_width, compression, dropout_rate,
     batch_norm_epsilon,
 ):
-    if (
-        not isinstance(blocks, (tuple, list))
-        or not blocks
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks)
-    ):
-        raise ValueError(
-            f"blocks: expected a non-empty sequence of positive layer counts, got {blocks!r}"
-        )
-    for value, argument in (
-        (growth_rate, "growth_rate"),
-        (stem_filters, "stem_filters"),
-        (bottleneck_width, "bottleneck_width"),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-    if isinstance(compression, bool) or not isinstance(compression, (int, float)) or not (
-        0 < compression <= 1
-    ):
-        raise ValueError(f"compression: expected a number in (0, 1], got {compression!r}")
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) or not (
-        0 <= dropout_rate < 1
-    ):
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(
-            f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}"
-        )
-
-
-def _check_memory_efficient(memory_efficient):
-    if not isinstance(memory_efficient, bool):
-        raise TypeError(f"memory_efficient: expected True or False, got {memory_efficient!r}")
+    checks.positive_ints(blocks, "blocks", what="positive layer counts")
+    checks.positive_int(growth_rate, "growth_rate")
+    checks.positive_int(stem_filters, "stem_filters")
+    checks.positive_int(bottleneck_width, "bottleneck_width")
+    checks.number_in(compression, "compression", 0, 1, low_open=True)
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
 
 
 def copy_weights(source, target):
@@ -348,7 +319,7 @@ def DenseNet(
         dropout_rate=dropout_rate,
         batch_norm_epsilon=batch_norm_epsilon,
     )
-    _check_memory_efficient(memory_efficient)
+    checks.boolean(memory_efficient, "memory_efficient")
     features = densenet_features(
         blocks,
         stem=imagenet_stem,
@@ -466,8 +437,7 @@ def DenseNetCIFAR(
             conv in the backward pass (training memory linear in depth instead
             of quadratic); the same function and the same weights.
     """
-    if not isinstance(bottleneck, bool):
-        raise TypeError(f"bottleneck: expected True or False, got {bottleneck!r}")
+    checks.boolean(bottleneck, "bottleneck")
     per_block = _cifar_layers_per_block(depth, bottleneck)
     if stem_filters is None and isinstance(growth_rate, int):
         stem_filters = 2 * growth_rate if bottleneck else 16
@@ -480,7 +450,7 @@ def DenseNetCIFAR(
         dropout_rate=dropout_rate,
         batch_norm_epsilon=batch_norm_epsilon,
     )
-    _check_memory_efficient(memory_efficient)
+    checks.boolean(memory_efficient, "memory_efficient")
     if name is None:
         name = f"densenet{'_bc' if bottleneck and compression < 1 else ''}{depth}_k{growth_rate}"
     features = densenet_features(

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_ultradeep import contract
+from keras_ultradeep import checks, contract
 from keras_ultradeep.layers import ChannelSplit
 from keras_ultradeep.models.resnet import conv
 
@@ -131,41 +131,22 @@ def dpn_features(k_sec, inc_sec, *, k_r, groups, num_init_features, small, b, bn
 # ------------------------------------------------------------------------ knobs
 
 
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-
-
-def _four_positive(value, argument, what):
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != len(STAGE_BASES)
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
-    ):
-        raise ValueError(f"{argument}: expected 4 positive {what}, one per stage, got {value!r}")
-    return tuple(value)
-
-
 def _check_knobs(k_sec, inc_sec, k_r, groups, num_init_features, small, b, batch_norm_epsilon):
-    k_sec = _four_positive(k_sec, "k_sec", "block counts")
-    inc_sec = _four_positive(inc_sec, "inc_sec", "dense-path increments")
-    _positive_int(k_r, "k_r")
-    _positive_int(groups, "groups")
-    _positive_int(num_init_features, "num_init_features")
+    stages = len(STAGE_BASES)
+    k_sec = checks.positive_ints(k_sec, "k_sec", length=stages, what="positive block counts, one per stage")
+    inc_sec = checks.positive_ints(
+        inc_sec, "inc_sec", length=stages, what="positive dense-path increments, one per stage"
+    )
+    checks.positive_int(k_r, "k_r")
+    checks.positive_int(groups, "groups")
+    checks.positive_int(num_init_features, "num_init_features")
     if k_r * STAGE_BASES[0] // 64 % groups:
         raise ValueError(
             f"k_r: the first stage's 3x3 has k_r = {k_r} maps, which groups={groups} does not divide"
         )
-    if not isinstance(small, bool):
-        raise TypeError(f"small: expected True or False, got {small!r}")
-    if not isinstance(b, bool):
-        raise TypeError(f"b: expected True or False, got {b!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
+    checks.boolean(small, "small")
+    checks.boolean(b, "b")
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
     return k_sec, inc_sec
 
 
@@ -290,8 +271,7 @@ def preprocess_input(x, data_format=None, mode="dpn"):
     and keras.applications' ``"caffe"``/``"tf"``. Arrays come back as new
     float arrays; tensors through ``keras.ops``.
     """
-    if mode not in PREPROCESS_MODES:
-        raise ValueError(f"mode: expected one of {PREPROCESS_MODES}, got {mode!r}")
+    checks.one_of(mode, "mode", PREPROCESS_MODES)
     if mode != "dpn":
         return contract.preprocess_input(x, data_format, mode=mode)
     data_format = data_format or keras.config.image_data_format()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.models.resnet import bottleneck_block as resnet_bottleneck
 from keras_ultradeep.models.resnet import conv_bn, stem
 
@@ -135,14 +135,8 @@ VARIANTS = {
 
 
 def _check_knobs(arch, blocks, block):
-    if arch not in ARCHS:
-        raise ValueError(f"arch: expected one of {ARCHS}, got {arch!r}")
-    if (
-        not isinstance(blocks, (tuple, list))
-        or len(blocks) != len(CHANNELS)
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks)
-    ):
-        raise ValueError(f"blocks: expected 8 positive block counts, one per level, got {blocks!r}")
+    checks.one_of(arch, "arch", ARCHS)
+    blocks = checks.positive_ints(blocks, "blocks", length=len(CHANNELS), what="positive block counts, one per level")
     if block not in ("basic", "bottleneck"):
         raise ValueError(f"block: expected 'basic' or 'bottleneck', got {block!r}")
     if arch == "D" and (blocks[0], blocks[1], blocks[6], blocks[7]) != (1, 1, 1, 1):

@@ -63,7 +63,7 @@ import re
 import keras
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import DropPathSampler, FractalJoin
 
 __all__ = ["FractalNet", "fractal_column", "fractal_expansion"]
@@ -149,42 +149,22 @@ def fractal_block(x, block, *, columns, filters, dropout_rate, local_drop_path, 
 # ------------------------------------------------------------------------ knobs
 
 
-def _per_block(value, blocks, argument, what, check):
-    if not isinstance(value, (tuple, list)) or len(value) != blocks or not all(check(v) for v in value):
-        raise ValueError(f"{argument}: expected {blocks} {what}, one per block, got {value!r}")
-    return tuple(value)
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_knobs(columns, blocks, filters, dropout_rates, local_drop_path, global_drop_path, seed):
-    if not _is_int(columns) or columns < 1:
-        raise ValueError(f"columns: expected a positive integer, got {columns!r}")
-    if not _is_int(blocks) or blocks < 1:
-        raise ValueError(f"blocks: expected a positive integer, got {blocks!r}")
+    checks.positive_int(columns, "columns")
+    checks.positive_int(blocks, "blocks")
     if filters is None:
         filters = tuple(min(64 * 2**b, 512) for b in range(blocks))
     if dropout_rates is None:
         dropout_rates = tuple(round(0.1 * b, 1) for b in range(blocks))
-    filters = _per_block(filters, blocks, "filters", "positive integers", lambda v: _is_int(v) and v > 0)
-    dropout_rates = _per_block(
-        dropout_rates, blocks, "dropout_rates", "rates in [0, 1)",
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+    filters = checks.positive_ints(filters, "filters", length=blocks, what="positive integers, one per block")
+    if not isinstance(dropout_rates, (tuple, list)) or len(dropout_rates) != blocks:
+        raise ValueError(f"dropout_rates: expected {blocks} rates, one per block, got {dropout_rates!r}")
+    dropout_rates = tuple(
+        checks.number_in(rate, f"dropout_rates[{i}]", 0, 1, high_open=True) for i, rate in enumerate(dropout_rates)
     )
-    for value, argument, upper in (
-        (local_drop_path, "local_drop_path", "[0, 1)"),
-        (global_drop_path, "global_drop_path", "[0, 1]"),
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (0 <= value < 1 if upper == "[0, 1)" else 0 <= value <= 1)
-        ):
-            raise ValueError(f"{argument}: expected a probability in {upper}, got {value!r}")
-    if seed is not None and not _is_int(seed):
-        raise ValueError(f"seed: expected None or an integer, got {seed!r}")
+    checks.number_in(local_drop_path, "local_drop_path", 0, 1, high_open=True)
+    checks.number_in(global_drop_path, "global_drop_path", 0, 1)
+    checks.optional_int(seed, "seed")
     return filters, dropout_rates
 
 
@@ -297,8 +277,7 @@ def fractal_column(model, column=-1, name=None):
         raise ValueError(f"model: {model.name!r} has no FractalNet units named conv{{b}}_col{{c}}_{{i}}_conv")
     blocks = max(b for b, _, _ in units)
     columns = max(c for _, c, _ in units) + 1
-    if isinstance(column, bool) or not isinstance(column, int) or not -columns <= column < columns:
-        raise ValueError(f"column: expected an integer in [{-columns}, {columns - 1}], got {column!r}")
+    checks.integer(column, "column", minimum=-columns, maximum=columns - 1)
     column %= columns
     names = {layer.name for layer in model.layers}
 

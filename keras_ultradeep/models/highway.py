@@ -20,7 +20,7 @@ import functools
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import HighwayConv2D
 
 __all__ = ["HighwayNetCIFAR"]
@@ -71,10 +71,8 @@ def HighwayNetCIFAR(
         gate_bias: the transform gates' initial bias (negative: carry).
     """
     _check_stages(stages)
-    if isinstance(head_filters, bool) or not isinstance(head_filters, int) or head_filters < 1:
-        raise ValueError(f"head_filters: expected a positive integer, got {head_filters!r}")
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) or not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
+    checks.positive_int(head_filters, "head_filters")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
 
     def features(x):
         if dropout_rate:

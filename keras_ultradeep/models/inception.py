@@ -73,7 +73,7 @@ import functools
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import LocalResponseNormalization
 
 __all__ = [
@@ -165,23 +165,8 @@ def aux_loss_weights(model, aux_weight=AUX_LOSS_WEIGHT):
     return {name: 1.0 if name == "predictions" else float(aux_weight) for name in names}
 
 
-def _check_bool(value, argument):
-    if not isinstance(value, bool):
-        raise TypeError(f"{argument}: expected True or False, got {value!r}")
-
-
-def _check_rate(value, argument):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{argument}: expected a number in [0, 1), got {value!r}")
-
-
-def _check_epsilon(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {value!r}")
-
-
 def check_aux_arguments(aux_logits, include_top):
-    _check_bool(aux_logits, "aux_logits")
+    checks.boolean(aux_logits, "aux_logits")
     if aux_logits and include_top is not True:
         raise ValueError("aux_logits: the auxiliary classifiers need include_top=True")
 
@@ -330,13 +315,12 @@ def GoogLeNet(
             (torchvision).
         aux_dropout_rate: in the auxiliary classifiers, 0.7 in both.
     """
-    if form not in GOOGLENET_FORMS:
-        raise ValueError(f"form: expected one of {GOOGLENET_FORMS}, got {form!r}")
+    checks.one_of(form, "form", GOOGLENET_FORMS)
     check_aux_arguments(aux_logits, include_top)
     if dropout_rate is None:
         dropout_rate = 0.4 if form == "paper" else 0.2
-    _check_rate(dropout_rate, "dropout_rate")
-    _check_rate(aux_dropout_rate, "aux_dropout_rate")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.number_in(aux_dropout_rate, "aux_dropout_rate", 0, 1, high_open=True)
     model_name = "googlenet" if form == "paper" else "googlenet_tv"
     name = model_name if name is None else name
     taps = {}  # filled by the features with the tensors the auxiliary heads read
@@ -437,8 +421,8 @@ def BNInception(
             BatchNorm's beta makes them redundant).
         batch_norm_epsilon: 1e-5, the port's.
     """
-    _check_bool(use_bias, "use_bias")
-    _check_epsilon(batch_norm_epsilon)
+    checks.boolean(use_bias, "use_bias")
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
 
     def unit(x, filters, kernel_size, unit_name, **options):
         return conv_unit(

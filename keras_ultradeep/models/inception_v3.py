@@ -51,15 +51,15 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep import weights as weights_lib
+from keras_ultradeep.models.inception import aux_loss_weights as _aux_loss_weights
 from keras_ultradeep.models.inception import (
     check_aux_arguments,
     conv_unit,
     head_with_aux,
     padded_average_pool,
 )
-from keras_ultradeep.models.inception import aux_loss_weights as _aux_loss_weights
 
 __all__ = [
     "InceptionV3",
@@ -250,8 +250,7 @@ def InceptionV3(
             ``loss_weights=aux_loss_weights(model)``. Needs ``include_top``
             and inputs of at least 299x299.
     """
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    checks.one_of(form, "form", FORMS)
     check_aux_arguments(aux_logits, include_top)
     model_name = "inception_v3" if form == "keras" else "inception_v3_timm"
     name = model_name if name is None else name

@@ -92,7 +92,7 @@ import string
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ResidualScaling
 
 __all__ = [
@@ -314,15 +314,7 @@ def inception_resnet_features(version, blocks, residual_scales, linear_final_blo
 
 
 def _check_blocks(blocks):
-    if (
-        not isinstance(blocks, (tuple, list))
-        or len(blocks) != 3
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks)
-    ):
-        raise ValueError(
-            f"blocks: expected 3 positive block counts (35x35, 17x17, 8x8 grids), got {blocks!r}"
-        )
-    return tuple(blocks)
+    return checks.positive_ints(blocks, "blocks", length=3, what="positive block counts (35x35, 17x17, 8x8 grids)")
 
 
 def _check_scales(residual_scales):
@@ -342,26 +334,10 @@ def _check_scales(residual_scales):
 
 
 def _check_common(dropout_rate, batch_norm_epsilon, batch_norm_scale):
-    if (
-        isinstance(dropout_rate, bool)
-        or not isinstance(dropout_rate, (int, float))
-        or not 0 <= dropout_rate < 1
-    ):
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or not batch_norm_epsilon > 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
-    if not isinstance(batch_norm_scale, bool):
-        raise TypeError(f"batch_norm_scale: expected True or False, got {batch_norm_scale!r}")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
+    checks.boolean(batch_norm_scale, "batch_norm_scale")
     return dict(epsilon=float(batch_norm_epsilon), scale=batch_norm_scale)
-
-
-def _check_bool(value, argument):
-    if not isinstance(value, bool):
-        raise TypeError(f"{argument}: expected True or False, got {value!r}")
 
 
 def _head(dropout_rate):
@@ -442,7 +418,7 @@ def InceptionResNetV1(
     """
     blocks = _check_blocks(blocks)
     residual_scales = _check_scales(residual_scales)
-    _check_bool(linear_final_block, "linear_final_block")
+    checks.boolean(linear_final_block, "linear_final_block")
     norm = _check_common(dropout_rate, batch_norm_epsilon, batch_norm_scale)
     default = blocks == (5, 10, 5) and not linear_final_block and batch_norm_scale
     return contract.application(
@@ -490,7 +466,7 @@ def InceptionResNetV2(
     """
     blocks = _check_blocks(blocks)
     residual_scales = _check_scales(residual_scales)
-    _check_bool(linear_final_block, "linear_final_block")
+    checks.boolean(linear_final_block, "linear_final_block")
     norm = _check_common(dropout_rate, batch_norm_epsilon, batch_norm_scale)
     if blocks == (10, 20, 10) and linear_final_block:
         model_name = "inception_resnet_v2_timm" if batch_norm_scale else "inception_resnet_v2"

@@ -57,7 +57,7 @@ import functools
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import (
     LENET5_C3_TABLE,
     ConnectionTableConv2D,
@@ -127,8 +127,7 @@ def LeNet5(
         connection_table: C3's (6, 16) nested 0/1 list, the paper's Table I
             by default; ``None`` for a fully connected C3.
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
+    checks.one_of(output, "output", OUTPUTS)
     if connection_table is not None:
         # Validated now (before building) by the layer itself.
         rows = ConnectionTableConv2D(connection_table).connection_table

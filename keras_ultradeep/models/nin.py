@@ -47,10 +47,9 @@ Without it the model ends after mlpconv 2's dropout (8x8x192 on CIFAR), and
 
 from __future__ import annotations
 
-
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 
 __all__ = ["NINCIFAR", "nin_head"]
 
@@ -119,14 +118,8 @@ def NINCIFAR(
             ``"avg"`` (the Caffe model zoo's) for pool2.
         dropout_rate: dropout after pool1 and pool2 (0.5).
     """
-    if second_pool not in POOLS:
-        raise ValueError(f"second_pool: expected one of {POOLS}, got {second_pool!r}")
-    if (
-        isinstance(dropout_rate, bool)
-        or not isinstance(dropout_rate, (int, float))
-        or not 0 <= dropout_rate < 1
-    ):
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
+    checks.one_of(second_pool, "second_pool", POOLS)
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
     return contract.application(
         nin_features(second_pool=second_pool, dropout_rate=dropout_rate),
         model_name="nin_cifar",

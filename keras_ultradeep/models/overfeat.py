@@ -60,7 +60,7 @@ import functools
 import keras
 from keras import layers, ops
 
-from keras_ultradeep import contract
+from keras_ultradeep import checks, contract
 
 __all__ = [
     "OverFeat",
@@ -94,14 +94,6 @@ def _smallest_input(convs, full_kernel):
         side = side * pool if pool else side
         side = (side - 1) * stride + kernel - 2 * padding
     return side
-
-
-def _positive_ints(values, count):
-    return (
-        isinstance(values, (tuple, list))
-        and len(values) == count
-        and all(not isinstance(v, bool) and isinstance(v, int) and v > 0 for v in values)
-    )
 
 
 # ----------------------------------------------------------------------- blocks
@@ -178,17 +170,13 @@ def OverFeat(
     config = VARIANTS[variant]
     convs, (full_kernel, units) = config["convs"], config["full"]
     if filters is not None:
-        if not _positive_ints(filters, len(convs)):
-            raise ValueError(f"filters: expected {len(convs)} positive integers, one per conv, got {filters!r}")
+        checks.positive_ints(filters, "filters", length=len(convs), what="positive integers, one per conv")
         convs = tuple((f, *conv[1:]) for f, conv in zip(filters, convs))
     if full_units is not None:
-        if not _positive_ints(full_units, 2):
-            raise ValueError(f"full_units: expected 2 positive integers, got {full_units!r}")
+        checks.positive_ints(full_units, "full_units", length=2)
         units = tuple(full_units)
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) or not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
-    if not isinstance(class_map, bool):
-        raise TypeError(f"class_map: expected True or False, got {class_map!r}")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.boolean(class_map, "class_map")
     if name is None:
         name = variant
     head = functools.partial(
@@ -234,8 +222,7 @@ def preprocess_input(x, data_format=None, mode="overfeat"):
     """Pixels in [0, 255], RGB, to the models' input: ``(x - 118.380948) /
     61.896913`` (the official weights' normalization, one scalar for every
     channel) by default, or keras.applications' ``"caffe"``/``"tf"``/``"torch"``."""
-    if mode not in PREPROCESS_MODES:
-        raise ValueError(f"mode: expected one of {PREPROCESS_MODES}, got {mode!r}")
+    checks.one_of(mode, "mode", PREPROCESS_MODES)
     if mode != "overfeat":
         return contract.preprocess_input(x, data_format, mode=mode)
     x = ops.convert_to_tensor(x)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import (
     GroupedConv2D,
     StochasticDepth,
@@ -184,24 +184,12 @@ def resnet_features(blocks, *, block, survival_probs, **block_options):
 # ------------------------------------------------------------------------ knobs
 
 
-def _positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}: expected a positive integer, got {value!r}")
-
-
 def _check_knobs(blocks, block, form, cardinality, bottleneck_width, use_bias, batch_norm_epsilon):
-    if (
-        not isinstance(blocks, (tuple, list))
-        or len(blocks) != len(STAGE_PLANES)
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks)
-    ):
-        raise ValueError(f"blocks: expected 4 positive block counts, one per stage, got {blocks!r}")
-    if block not in BLOCK_TYPES:
-        raise ValueError(f"block: expected one of {BLOCK_TYPES}, got {block!r}")
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    _positive_int(cardinality, "cardinality")
-    _positive_int(bottleneck_width, "bottleneck_width")
+    checks.positive_ints(blocks, "blocks", length=len(STAGE_PLANES), what="positive block counts, one per stage")
+    checks.one_of(block, "block", BLOCK_TYPES)
+    checks.one_of(form, "form", FORMS)
+    checks.positive_int(cardinality, "cardinality")
+    checks.positive_int(bottleneck_width, "bottleneck_width")
     if block == "basic" and (cardinality != 1 or bottleneck_width != 64):
         raise ValueError(
             "cardinality: basic blocks have no bottleneck to group or widen; use "
@@ -211,25 +199,13 @@ def _check_knobs(blocks, block, form, cardinality, bottleneck_width, use_bias, b
         raise ValueError("form: keras.applications has no basic-block ResNet; use form='timm'")
     if int(STAGE_PLANES[0] * bottleneck_width / 64) < 1:
         raise ValueError(f"bottleneck_width: {bottleneck_width} leaves no maps per group")
-    if not isinstance(use_bias, bool):
-        raise TypeError(f"use_bias: expected True or False, got {use_bias!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
+    checks.boolean(use_bias, "use_bias")
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
 
 
 def _survival_probs(num_blocks, survival_prob, survival_rule):
-    if (
-        isinstance(survival_prob, bool)
-        or not isinstance(survival_prob, (int, float))
-        or not 0 < survival_prob <= 1
-    ):
-        raise ValueError(f"survival_prob: expected a number in (0, 1], got {survival_prob!r}")
-    if survival_rule not in SURVIVAL_RULES:
-        raise ValueError(f"survival_rule: expected one of {SURVIVAL_RULES}, got {survival_rule!r}")
+    checks.number_in(survival_prob, "survival_prob", 0, 1, low_open=True)
+    checks.one_of(survival_rule, "survival_rule", SURVIVAL_RULES)
     return survival_probabilities(num_blocks, survival_prob, rule=survival_rule)
 
 
@@ -297,8 +273,7 @@ def ResNet(
         survival_rule: ``"linear"`` (p_l = 1 - l/L (1 - p_L)) or ``"uniform"``.
     """
     blocks = tuple(blocks) if isinstance(blocks, list) else blocks
-    if form not in FORMS:
-        raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
+    checks.one_of(form, "form", FORMS)
     if use_bias is None:
         use_bias = form == "keras"
     if batch_norm_epsilon is None:
@@ -426,8 +401,7 @@ def ResNetCIFAR(
     """
     per_stage = _cifar_blocks_per_stage(depth, 6, "6n + 2 (e.g. 20, 32, 44, 56, 110, 1202)")
     name = name or f"resnet{depth}_cifar"
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f"shortcut: expected one of {SHORTCUTS}, got {shortcut!r}")
+    checks.one_of(shortcut, "shortcut", SHORTCUTS)
     survival_probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
 
     def features(x):
@@ -477,8 +451,8 @@ def ResNeXtCIFAR(
     """
     per_stage = _cifar_blocks_per_stage(depth, 9, "9n + 2 (e.g. 29)")
     name = name or f"resnext{depth}_{cardinality}x{bottleneck_width}d"
-    _positive_int(cardinality, "cardinality")
-    _positive_int(bottleneck_width, "bottleneck_width")
+    checks.positive_int(cardinality, "cardinality")
+    checks.positive_int(bottleneck_width, "bottleneck_width")
     survival_probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
     options = dict(
         form="timm", cardinality=cardinality, bottleneck_width=bottleneck_width, use_bias=False,

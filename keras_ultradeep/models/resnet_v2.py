@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import StochasticDepth, SymmetricMaxPooling2D
 from keras_ultradeep.models.resnet import (
     CIFAR_BN_EPSILON,
@@ -254,12 +254,7 @@ def PreActResNet(
         survival_prob, survival_rule: stochastic depth.
         batch_norm_epsilon: PyTorch's 1e-5 by default.
     """
-    if (
-        not isinstance(blocks, (tuple, list))
-        or len(blocks) != 4
-        or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks)
-    ):
-        raise ValueError(f"blocks: expected 4 positive block counts, one per stage, got {blocks!r}")
+    blocks = checks.positive_ints(blocks, "blocks", length=4, what="positive block counts, one per stage")
     if block not in ("basic", "bottleneck"):
         raise ValueError(f"block: expected 'basic' or 'bottleneck', got {block!r}")
     blocks = tuple(blocks)
@@ -389,10 +384,8 @@ def WideResNet(
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
         raise ValueError(f"depth: expected (depth - 4) % 6 == 0 and depth >= 10 (e.g. 16, 28, 40), got {depth!r}")
-    if isinstance(widening_factor, bool) or not isinstance(widening_factor, int) or widening_factor < 1:
-        raise ValueError(f"widening_factor: expected a positive integer, got {widening_factor!r}")
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) or not 0 <= dropout_rate < 1:
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
+    checks.positive_int(widening_factor, "widening_factor")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
     per_stage = (depth - 4) // 6
     probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
 

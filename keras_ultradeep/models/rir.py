@@ -68,7 +68,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import contract, registry
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit, ZeroPadShortcut
 from keras_ultradeep.models.resnet import conv
 
@@ -196,40 +196,22 @@ def make_head(use_bias, bn_epsilon):
 # ------------------------------------------------------------------------ knobs
 
 
-def _positive_ints(value, argument, what, length=None):
-    if (
-        not isinstance(value, (tuple, list))
-        or not value
-        or (length is not None and len(value) != length)
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
-    ):
-        count = f"{length} " if length is not None else ""
-        raise ValueError(f"{argument}: expected {count}positive {what}, one per stage, got {value!r}")
-    return tuple(value)
-
-
 def _check_knobs(
     blocks, residual_widths, transient_widths, outer_shortcut, shortcut, use_bias, batch_norm_epsilon
 ):
-    blocks = _positive_ints(blocks, "blocks", "block counts")
-    residual_widths = _positive_ints(residual_widths, "residual_widths", "widths", len(blocks))
-    transient_widths = _positive_ints(transient_widths, "transient_widths", "widths", len(blocks))
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f"shortcut: expected one of {SHORTCUTS}, got {shortcut!r}")
+    blocks = checks.positive_ints(blocks, "blocks", what="positive block counts, one per stage")
+    stage_widths = dict(length=len(blocks), what="positive widths, one per stage")
+    residual_widths = checks.positive_ints(residual_widths, "residual_widths", **stage_widths)
+    transient_widths = checks.positive_ints(transient_widths, "transient_widths", **stage_widths)
+    checks.one_of(shortcut, "shortcut", SHORTCUTS)
     if shortcut == "zero_pad" and any(b < a for a, b in zip(residual_widths, residual_widths[1:])):
         raise ValueError(
             "residual_widths: a zero-padding shortcut cannot narrow the residual stream; expected "
             f"non-decreasing widths (or shortcut='projection'), got {residual_widths!r}"
         )
-    for value, argument in ((outer_shortcut, "outer_shortcut"), (use_bias, "use_bias")):
-        if not isinstance(value, bool):
-            raise TypeError(f"{argument}: expected True or False, got {value!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
+    checks.boolean(outer_shortcut, "outer_shortcut")
+    checks.boolean(use_bias, "use_bias")
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
     return dict(
         blocks=blocks, residual_widths=residual_widths, transient_widths=transient_widths,
         outer_shortcut=outer_shortcut, shortcut=shortcut, use_bias=use_bias,

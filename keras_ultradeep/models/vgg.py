@@ -54,7 +54,7 @@ import functools
 
 from keras import layers
 
-from keras_ultradeep import contract
+from keras_ultradeep import checks, contract
 from keras_ultradeep.layers import LocalResponseNormalization
 
 __all__ = [
@@ -170,24 +170,11 @@ def _stages(config):
 
 
 def _check_knobs(batch_norm, lrn, dropout_rate, fc_units, batch_norm_epsilon):
-    if not isinstance(batch_norm, bool):
-        raise TypeError(f"batch_norm: expected True or False, got {batch_norm!r}")
-    if not isinstance(lrn, bool):
-        raise TypeError(f"lrn: expected True or False, got {lrn!r}")
-    if (
-        isinstance(dropout_rate, bool)
-        or not isinstance(dropout_rate, (int, float))
-        or not 0 <= dropout_rate < 1
-    ):
-        raise ValueError(f"dropout_rate: expected a number in [0, 1), got {dropout_rate!r}")
-    if isinstance(fc_units, bool) or not isinstance(fc_units, int) or fc_units < 1:
-        raise ValueError(f"fc_units: expected a positive integer, got {fc_units!r}")
-    if (
-        isinstance(batch_norm_epsilon, bool)
-        or not isinstance(batch_norm_epsilon, (int, float))
-        or batch_norm_epsilon <= 0
-    ):
-        raise ValueError(f"batch_norm_epsilon: expected a positive number, got {batch_norm_epsilon!r}")
+    checks.boolean(batch_norm, "batch_norm")
+    checks.boolean(lrn, "lrn")
+    checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
+    checks.positive_int(fc_units, "fc_units")
+    checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
 
 
 # --------------------------------------------------------------------- variants
