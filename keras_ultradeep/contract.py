@@ -25,6 +25,7 @@ __all__ = [
     "pretrained_option",
     "preprocess_input",
     "decode_predictions",
+    "ensure_recursion_limit",
 ]
 
 POOLING_VALUES = (None, "avg", "max")
@@ -178,9 +179,16 @@ def classifier_head(x, *, include_top, pooling, classes, classifier_activation, 
 MIN_RECURSION_LIMIT = 10_000
 
 
-def _ensure_recursion_limit():
+def ensure_recursion_limit():
+    """Raises Python's recursion limit to :data:`MIN_RECURSION_LIMIT` (building,
+    saving and loading a very deep model all recurse that deep)."""
     if sys.getrecursionlimit() < MIN_RECURSION_LIMIT:
         sys.setrecursionlimit(MIN_RECURSION_LIMIT)
+
+
+# export.py (branch `training`) still imports the old private name; it goes
+# when that import switches to ensure_recursion_limit.
+_ensure_recursion_limit = ensure_recursion_limit
 
 
 def application(
@@ -251,7 +259,7 @@ def application(
         classes=classes,
         classifier_activation=classifier_activation,
     )
-    _ensure_recursion_limit()
+    ensure_recursion_limit()
     model = keras.Model(inputs, x, name=name)
 
     if pretrained:
@@ -309,6 +317,7 @@ def variant_builder(family_builder, variant, title, config, *, default_weights=N
         return family_builder(**config, **keras_arguments(locals()), **knobs)
 
     builder.__name__ = builder.__qualname__ = title
+    builder.__module__ = family_builder.__module__  # where the family is, for docs and listings
     builder.__doc__ = doc or f"{title}: ``{family_builder.__name__}`` with {config}."
     return builder
 

@@ -38,7 +38,7 @@ from keras import layers
 
 from keras_ultradeep import checks, contract
 from keras_ultradeep.layers import ChannelSplit, SymmetricMaxPooling2D
-from keras_ultradeep.models.resnet import conv
+from keras_ultradeep.models.blocks import conv
 
 __all__ = [
     "CSPNet",

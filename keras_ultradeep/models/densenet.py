@@ -36,6 +36,11 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers.dense_bottleneck import DenseBottleneck
+from keras_ultradeep.models import transfer
+
+# The naive and the memory-efficient form hold the same variables under the
+# same paths: this moves weights (and BatchNorm statistics) either way.
+copy_weights = transfer.copy_by_path
 
 __all__ = [
     "DenseNet",
@@ -192,25 +197,6 @@ def _check_knobs(
     checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
 
 
-def copy_weights(source, target):
-    """Copies every variable of ``source`` into the variable of ``target`` with the same path.
-
-    The naive and the memory-efficient form of a DenseNet have the same
-    variables under the same paths; this moves weights (and BatchNorm
-    statistics) from either to the other.
-    """
-    values = {variable.path: variable for variable in source.weights}
-    targets = target.weights
-    missing = [variable.path for variable in targets if variable.path not in values]
-    if missing or len(values) != len(targets):
-        raise ValueError(
-            f"source: {source.name!r} and {target.name!r} have different variables "
-            f"(e.g. {missing[:3] or sorted(set(values) - {v.path for v in targets})[:3]})"
-        )
-    for variable in targets:
-        variable.assign(values[variable.path])
-
-
 def saved_memory_efficient(path):
     """Whether the weights file ``path`` was saved from a memory-efficient DenseNet
     (True), a naive one (False), or cannot be told (None: not a readable HDF5 file).
@@ -252,10 +238,11 @@ def _build(builder, arguments, knobs, memory_efficient, application):
     source_form = bool(saved_memory_efficient(weights))
     if source_form == memory_efficient:
         return application()
-    source = builder(**arguments, **knobs, memory_efficient=source_form)
-    model = builder(**{**arguments, "weights": None}, **knobs, memory_efficient=memory_efficient)
-    copy_weights(source, model)
-    return model
+    return transfer.load_through(
+        lambda: builder(**arguments, **knobs, memory_efficient=source_form),
+        lambda: builder(**{**arguments, "weights": None}, **knobs, memory_efficient=memory_efficient),
+        copy_weights,
+    )
 
 
 # ---------------------------------------------------------------- ImageNet models

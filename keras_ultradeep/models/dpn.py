@@ -39,7 +39,7 @@ from keras import layers, ops
 
 from keras_ultradeep import checks, contract
 from keras_ultradeep.layers import ChannelSplit
-from keras_ultradeep.models.resnet import conv
+from keras_ultradeep.models.blocks import conv
 
 __all__ = [
     "DPN",

@@ -25,8 +25,8 @@ from __future__ import annotations
 from keras import layers
 
 from keras_ultradeep import checks, contract, registry
-from keras_ultradeep.models.resnet import bottleneck_block as resnet_bottleneck
-from keras_ultradeep.models.resnet import conv_bn, stem
+from keras_ultradeep.models.blocks import EXPANSION, conv_bn, projection_shortcut, stem
+from keras_ultradeep.models.blocks import bottleneck_block as resnet_bottleneck
 
 __all__ = ["DRN", "DRNA50", "preprocess_input", "decode_predictions"]
 
@@ -34,7 +34,6 @@ BN_EPSILON = 1e-5  # PyTorch's
 CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 DILATIONS = (1, 1, 1, 1, 2, 4, 2, 1)
 STRIDES = (1, 2, 2, 2, 1, 1, 1, 1)
-EXPANSION = 4
 DEFAULT_SIZE = 224
 MIN_SIZE = 32
 ARCHS = ("C", "D")
@@ -48,9 +47,7 @@ def _conv_bn(x, filters, kernel_size, name, *, strides=1, dilation=1):
 
 
 def _projection(x, filters, stride, name):
-    if stride == 1 and x.shape[-1] == filters:
-        return x
-    return _conv_bn(x, filters, 1, f"{name}_0", strides=stride)
+    return projection_shortcut(x, filters, stride, name, use_bias=False, bn_epsilon=BN_EPSILON)
 
 
 def basic_block(x, planes, name, *, stride=1, dilations=(1, 1), residual=True):

@@ -53,6 +53,7 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep import weights as weights_lib
+from keras_ultradeep.models import transfer
 from keras_ultradeep.models.inception import aux_loss_weights as _aux_loss_weights
 from keras_ultradeep.models.inception import (
     check_aux_arguments,
@@ -220,12 +221,6 @@ def aux_head(unit):
     return head
 
 
-def _copy_weights_by_name(source, target):
-    for layer in source.layers:
-        if layer.weights:
-            target.get_layer(layer.name).set_weights(layer.get_weights())
-
-
 def InceptionV3(
     include_top=True,
     weights="imagenet",
@@ -258,9 +253,11 @@ def InceptionV3(
         # Pretrained files hold no auxiliary head: load them into the model
         # without it, then copy them layer by layer (the names are the same).
         arguments = contract.keras_arguments(locals())
-        model = InceptionV3(**{**arguments, "weights": None}, form=form, aux_logits=True)
-        _copy_weights_by_name(InceptionV3(**arguments, form=form), model)
-        return model
+        return transfer.load_through(
+            lambda: InceptionV3(**arguments, form=form),
+            lambda: InceptionV3(**{**arguments, "weights": None}, form=form, aux_logits=True),
+            transfer.copy_by_layer_name,
+        )
 
     unit = _Units(form)
     taps = {}

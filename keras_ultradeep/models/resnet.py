@@ -37,11 +37,16 @@ from __future__ import annotations
 from keras import layers
 
 from keras_ultradeep import checks, contract, registry
-from keras_ultradeep.layers import (
-    GroupedConv2D,
-    StochasticDepth,
-    ZeroPadShortcut,
-    survival_probabilities,
+from keras_ultradeep.layers import ZeroPadShortcut
+from keras_ultradeep.models.blocks import (
+    STAGE_PLANES,
+    basic_block,
+    bottleneck_block,
+    cifar_blocks_per_stage,
+    conv_bn,
+    merge,
+    stem,
+    survival_probs,
 )
 
 __all__ = [
@@ -68,96 +73,8 @@ __all__ = [
 
 KERAS_BN_EPSILON = 1.001e-5  # keras.applications'
 TORCH_BN_EPSILON = 1e-5  # PyTorch's default, which timm's checkpoints were trained with
-STAGE_PLANES = (64, 128, 256, 512)
-EXPANSION = 4  # a bottleneck's output has 4x its planes
 FORMS = ("keras", "timm")
 BLOCK_TYPES = ("basic", "bottleneck")
-SURVIVAL_RULES = ("linear", "uniform")
-
-
-# ----------------------------------------------------------------------- blocks
-
-
-def conv(x, filters, kernel_size, name, *, strides=1, groups=1, dilation=1, use_bias=False, pad=False):
-    """A conv named ``{name}_conv`` (grouped when ``groups`` > 1).
-
-    Stride-2 convs pad explicitly (``{name}_pad``, or any conv with ``pad``):
-    PyTorch pads (k - 1) / 2 on every side, while Keras' "same" pads only the
-    bottom/right of an even input at stride 2.
-    """
-    if kernel_size > 1 and (strides > 1 or pad):
-        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"  # at stride 1 (dilated or not) the same as PyTorch's
-    options = dict(
-        strides=strides, padding=padding, dilation_rate=dilation, use_bias=use_bias, name=f"{name}_conv"
-    )
-    if groups > 1:
-        return GroupedConv2D(filters, kernel_size, groups, **options)(x)
-    return layers.Conv2D(filters, kernel_size, **options)(x)
-
-
-def conv_bn(x, filters, kernel_size, name, *, use_bias, bn_epsilon, **conv_options):
-    """:func:`conv` and BatchNorm ``{name}_bn``."""
-    x = conv(x, filters, kernel_size, name, use_bias=use_bias, **conv_options)
-    return layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_bn")(x)
-
-
-def _merge(shortcut, residual, name, survival_prob):
-    if survival_prob < 1.0:
-        x = StochasticDepth(survival_prob, name=f"{name}_add")([shortcut, residual])
-    else:
-        x = layers.Add(name=f"{name}_add")([shortcut, residual])
-    return layers.Activation("relu", name=f"{name}_out")(x)
-
-
-def _shortcut(x, filters, stride, name, *, use_bias, bn_epsilon):
-    if stride == 1 and x.shape[-1] == filters:
-        return x
-    return conv_bn(x, filters, 1, f"{name}_0", strides=stride, use_bias=use_bias, bn_epsilon=bn_epsilon)
-
-
-def basic_block(x, planes, stride, name, *, use_bias, bn_epsilon, survival_prob, **unused):
-    """Two 3x3 convs (ResNet-18/34); the first one strides."""
-    shortcut = _shortcut(x, planes, stride, name, use_bias=use_bias, bn_epsilon=bn_epsilon)
-    y = conv_bn(x, planes, 3, f"{name}_1", strides=stride, use_bias=use_bias, bn_epsilon=bn_epsilon)
-    y = layers.Activation("relu", name=f"{name}_1_relu")(y)
-    y = conv_bn(y, planes, 3, f"{name}_2", use_bias=use_bias, bn_epsilon=bn_epsilon)
-    return _merge(shortcut, y, name, survival_prob)
-
-
-def bottleneck_block(
-    x, planes, stride, name, *, form, cardinality, bottleneck_width, use_bias, bn_epsilon,
-    survival_prob, dilation=1,
-):
-    """1x1 reduce, 3x3 (grouped for ResNeXt, dilated for DRN), 1x1 expand to ``4 * planes``.
-
-    keras.applications strides the first 1x1 (as the original Caffe models);
-    torchvision/timm stride the 3x3, which loses no input pixels.
-    """
-    width = int(planes * bottleneck_width / 64) * cardinality
-    shortcut = _shortcut(x, EXPANSION * planes, stride, name, use_bias=use_bias, bn_epsilon=bn_epsilon)
-    stride_1x1, stride_3x3 = (stride, 1) if form == "keras" else (1, stride)
-    y = conv_bn(x, width, 1, f"{name}_1", strides=stride_1x1, use_bias=use_bias, bn_epsilon=bn_epsilon)
-    y = layers.Activation("relu", name=f"{name}_1_relu")(y)
-    y = conv_bn(
-        y, width, 3, f"{name}_2", strides=stride_3x3, groups=cardinality, dilation=dilation,
-        use_bias=use_bias, bn_epsilon=bn_epsilon,
-    )
-    y = layers.Activation("relu", name=f"{name}_2_relu")(y)
-    y = conv_bn(y, EXPANSION * planes, 1, f"{name}_3", use_bias=use_bias, bn_epsilon=bn_epsilon)
-    return _merge(shortcut, y, name, survival_prob)
-
-
-def stem(x, *, use_bias, bn_epsilon):
-    """7x7/2 conv-BN-ReLU and 3x3/2 max-pool, padded explicitly as PyTorch does."""
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = layers.Conv2D(64, 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
-    x = layers.BatchNormalization(epsilon=bn_epsilon, name="conv1_bn")(x)
-    x = layers.Activation("relu", name="conv1_relu")(x)
-    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)  # post-ReLU: zeros never win the max
-    return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
 def resnet_features(blocks, *, block, survival_probs, **block_options):
@@ -201,12 +118,6 @@ def _check_knobs(blocks, block, form, cardinality, bottleneck_width, use_bias, b
         raise ValueError(f"bottleneck_width: {bottleneck_width} leaves no maps per group")
     checks.boolean(use_bias, "use_bias")
     checks.positive_number(batch_norm_epsilon, "batch_norm_epsilon")
-
-
-def _survival_probs(num_blocks, survival_prob, survival_rule):
-    checks.number_in(survival_prob, "survival_prob", 0, 1, low_open=True)
-    checks.one_of(survival_rule, "survival_rule", SURVIVAL_RULES)
-    return survival_probabilities(num_blocks, survival_prob, rule=survival_rule)
 
 
 # ------------------------------------------------------------------- variants
@@ -279,7 +190,7 @@ def ResNet(
     if batch_norm_epsilon is None:
         batch_norm_epsilon = KERAS_BN_EPSILON if form == "keras" else TORCH_BN_EPSILON
     _check_knobs(blocks, block, form, cardinality, bottleneck_width, use_bias, batch_norm_epsilon)
-    survival_probs = _survival_probs(sum(blocks), survival_prob, survival_rule)
+    probs = survival_probs(sum(blocks), survival_prob, survival_rule)
     defaults = dict(cardinality=1, bottleneck_width=64)
     model_name = contract.variant_name(
         VARIANTS,
@@ -290,7 +201,7 @@ def ResNet(
     features = resnet_features(
         blocks,
         block=block,
-        survival_probs=survival_probs,
+        survival_probs=probs,
         form=form,
         cardinality=cardinality,
         bottleneck_width=bottleneck_width,
@@ -361,15 +272,7 @@ def cifar_basic_block(x, filters, stride, name, *, shortcut, bn_epsilon, surviva
     y = conv_bn(x, filters, 3, f"{name}_1", strides=stride, use_bias=False, bn_epsilon=bn_epsilon)
     y = layers.Activation("relu", name=f"{name}_1_relu")(y)
     y = conv_bn(y, filters, 3, f"{name}_2", use_bias=False, bn_epsilon=bn_epsilon)
-    return _merge(skip, y, name, survival_prob)
-
-
-def _cifar_blocks_per_stage(depth, divisor, form):
-    if isinstance(depth, int) and not isinstance(depth, bool):
-        per_stage, remainder = divmod(depth - 2, divisor)
-        if remainder == 0 and per_stage >= 1:
-            return per_stage
-    raise ValueError(f"depth: expected {form}, got {depth!r}")
+    return merge(skip, y, name, survival_prob)
 
 
 def ResNetCIFAR(
@@ -399,10 +302,10 @@ def ResNetCIFAR(
         survival_prob, survival_rule: stochastic depth (Huang et al. trained
             ResNet-110 and ResNet-1202 with linear decay to 0.5).
     """
-    per_stage = _cifar_blocks_per_stage(depth, 6, "6n + 2 (e.g. 20, 32, 44, 56, 110, 1202)")
+    per_stage = cifar_blocks_per_stage(depth, 6, "6n + 2 (e.g. 20, 32, 44, 56, 110, 1202)")
     name = name or f"resnet{depth}_cifar"
     checks.one_of(shortcut, "shortcut", SHORTCUTS)
-    survival_probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
+    probs = survival_probs(3 * per_stage, survival_prob, survival_rule)
 
     def features(x):
         x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1_conv")(x)
@@ -413,7 +316,7 @@ def ResNetCIFAR(
                 x = cifar_basic_block(
                     x, filters, 2 if stage > 0 and i == 0 else 1, f"conv{stage + 2}_block{i + 1}",
                     shortcut=shortcut, bn_epsilon=batch_norm_epsilon,
-                    survival_prob=survival_probs[stage * per_stage + i],
+                    survival_prob=probs[stage * per_stage + i],
                 )
         return x
 
@@ -449,11 +352,11 @@ def ResNeXtCIFAR(
     ``bottleneck_width`` maps in the first stage, doubling every stage, and
     strides like timm's form (the 3x3, not the 1x1).
     """
-    per_stage = _cifar_blocks_per_stage(depth, 9, "9n + 2 (e.g. 29)")
+    per_stage = cifar_blocks_per_stage(depth, 9, "9n + 2 (e.g. 29)")
     name = name or f"resnext{depth}_{cardinality}x{bottleneck_width}d"
     checks.positive_int(cardinality, "cardinality")
     checks.positive_int(bottleneck_width, "bottleneck_width")
-    survival_probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
+    probs = survival_probs(3 * per_stage, survival_prob, survival_rule)
     options = dict(
         form="timm", cardinality=cardinality, bottleneck_width=bottleneck_width, use_bias=False,
         bn_epsilon=batch_norm_epsilon,
@@ -468,7 +371,7 @@ def ResNeXtCIFAR(
                 x = bottleneck_block(
                     x, STAGE_PLANES[stage], 2 if stage > 0 and i == 0 else 1,
                     f"conv{stage + 2}_block{i + 1}",
-                    survival_prob=survival_probs[stage * per_stage + i], **options,
+                    survival_prob=probs[stage * per_stage + i], **options,
                 )
         return x
 

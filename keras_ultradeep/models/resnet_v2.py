@@ -35,6 +35,13 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import StochasticDepth, SymmetricMaxPooling2D
+from keras_ultradeep.models.blocks import (
+    EXPANSION,
+    STAGE_PLANES,
+    cifar_blocks_per_stage,
+    conv,
+    survival_probs,
+)
 from keras_ultradeep.models.resnet import (
     CIFAR_BN_EPSILON,
     CIFAR_DEFAULT_SIZE,
@@ -42,9 +49,6 @@ from keras_ultradeep.models.resnet import (
     DEFAULT_SIZE,
     KERAS_BN_EPSILON,
     MIN_SIZE,
-    _cifar_blocks_per_stage,
-    _survival_probs,
-    conv,
 )
 from keras_ultradeep.models.resnet import preprocess_input as _resnet_preprocess_input
 
@@ -64,9 +68,6 @@ __all__ = [
     "preprocess_input",
     "decode_predictions",
 ]
-
-EXPANSION = 4
-
 
 # ----------------------------------------------------------------------- blocks
 
@@ -165,7 +166,7 @@ def ResNetV2(
     """keras.applications' pre-activation ResNet with ``blocks`` units per stage."""
     _check_blocks(blocks)
     blocks = tuple(blocks)
-    probs = _survival_probs(sum(blocks), survival_prob, survival_rule)
+    probs = survival_probs(sum(blocks), survival_prob, survival_rule)
     model_name = contract.variant_name(KERAS_VARIANTS, blocks, "resnetv2")
 
     def features(x):
@@ -223,7 +224,6 @@ TIMM_VARIANTS = {
     "resnetv2_152": dict(blocks=(3, 8, 36, 3), block="bottleneck"),
 }
 TORCH_BN_EPSILON = 1e-5
-STAGE_PLANES = (64, 128, 256, 512)
 
 
 def PreActResNet(
@@ -258,7 +258,7 @@ def PreActResNet(
     if block not in ("basic", "bottleneck"):
         raise ValueError(f"block: expected 'basic' or 'bottleneck', got {block!r}")
     blocks = tuple(blocks)
-    probs = _survival_probs(sum(blocks), survival_prob, survival_rule)
+    probs = survival_probs(sum(blocks), survival_prob, survival_rule)
     model_name = next(
         (v for v, c in TIMM_VARIANTS.items() if c == dict(blocks=blocks, block=block)), "preact_resnet"
     )
@@ -333,8 +333,8 @@ def PreActResNetCIFAR(
 ):
     """The paper's pre-activation bottleneck ResNet for CIFAR, 9n + 2 layers
     (ResNet-164: n = 18, 1.7M parameters; ResNet-1001: n = 111, 10.2M)."""
-    per_stage = _cifar_blocks_per_stage(depth, 9, "9n + 2 (e.g. 164, 1001)")
-    probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
+    per_stage = cifar_blocks_per_stage(depth, 9, "9n + 2 (e.g. 164, 1001)")
+    probs = survival_probs(3 * per_stage, survival_prob, survival_rule)
 
     def features(x):
         x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1_conv")(x)
@@ -387,7 +387,7 @@ def WideResNet(
     checks.positive_int(widening_factor, "widening_factor")
     checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
     per_stage = (depth - 4) // 6
-    probs = _survival_probs(3 * per_stage, survival_prob, survival_rule)
+    probs = survival_probs(3 * per_stage, survival_prob, survival_rule)
 
     def features(x):
         x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1_conv")(x)

@@ -70,7 +70,7 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit, ZeroPadShortcut
-from keras_ultradeep.models.resnet import conv
+from keras_ultradeep.models.blocks import conv
 
 __all__ = ["ResNetInResNet"]
 
