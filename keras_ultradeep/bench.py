@@ -66,6 +66,7 @@ def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compil
     from keras_ultradeep import registry
 
     entry = registry.model_entry(model_name)
+    model_name = entry.name  # a builder's name ("DenseNet121") as its registry name
     checks.one_of(mode, "mode", MODES)
     checks.positive_int(batch_size, "batch_size")
     checks.positive_int(steps, "steps")

@@ -13,7 +13,15 @@ import fnmatch
 import importlib
 from typing import Any, Callable
 
-__all__ = ["ModelEntry", "register", "register_variants", "list_models", "create_model", "model_entry"]
+__all__ = [
+    "ModelEntry",
+    "register",
+    "register_variants",
+    "list_models",
+    "create_model",
+    "model_entry",
+    "resolve_name",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +80,34 @@ def _unknown_name_error(name):
     )
 
 
-def model_entry(name) -> ModelEntry:
-    """The registry entry for ``name``; a ``ValueError`` suggests close names."""
+def _builder_names():
+    """``{builder name: registry name}`` for every builder that is one model
+    (``DenseNet121`` -> ``densenet121``); a family builder such as
+    ``ResNetCIFAR``, registered under several names, names none."""
+    names = {}
+    for entry in _registry().values():
+        if not set(entry.kwargs) - {"name"}:
+            names.setdefault(entry.builder.__name__, []).append(entry.name)
+    return {builder: found[0] for builder, found in names.items() if len(found) == 1}
+
+
+def resolve_name(name):
+    """The registry name of ``name``: a registry name, or a builder's name
+    (``"DenseNet121"``, ``"ResNet50"``) as the Python API spells it."""
     if not isinstance(name, str):
         raise TypeError(f"name: expected a model name string, got {type(name).__name__}")
-    try:
-        return _registry()[name]
-    except KeyError:
-        raise _unknown_name_error(name) from None
+    if name in _registry():
+        return name
+    resolved = _builder_names().get(name)
+    if resolved is None:
+        raise _unknown_name_error(name)
+    return resolved
+
+
+def model_entry(name) -> ModelEntry:
+    """The registry entry for ``name`` (a registry or a builder name); a
+    ``ValueError`` suggests close names."""
+    return _registry()[resolve_name(name)]
 
 
 def list_models(pattern="*", weights=None):

@@ -81,6 +81,9 @@ def test_compare_timm():
         (["resnet50_keras", "--compare", "timm"], "--compare: resnet50_keras is not one of timm's models"),
         (["densenet121", "--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),
         (["densenet121", "--input-size", "4"], "--input-size: densenet121 needs at least 32, got 4"),
+        # A builder's name is the registry name it stands for.
+        (["DenseNet121", "--input-size", "4"], "--input-size: densenet121 needs at least 32, got 4"),
+        (["ResNet50", "--compare", "timm"], "--compare: resnet50_keras is not one of timm's models"),
         (["densenet121", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
         (["densenet12"], "MODEL: unknown model 'densenet12'"),
         (["resnet18", "--memory-efficient"], "--memory-efficient: resnet18 has no memory-efficient form"),

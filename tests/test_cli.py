@@ -7,12 +7,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+import reference_counts
 
 import keras_ultradeep as ku
 from keras_ultradeep import cli
 from keras_ultradeep.convert import densenet as densenet_names
-
-import reference_counts
 
 TINY_ARGS = ["--model-arg", "depth=10", "--model-arg", "growth_rate=4"]
 
@@ -58,6 +57,25 @@ def test_list_table(capsys):
     assert int(trainable.replace(",", "")) == reference_counts.TRAINABLE["densenet_bc100_k12"]
     assert int(total.replace(",", "")) > int(trainable.replace(",", ""))  # BN statistics
     assert (size, minimum, weights) == ("32x32", "8", "-")
+
+
+def test_list_serves_the_table_without_building_or_importing_keras():
+    code = (
+        "import sys, contextlib, io\n"
+        "from keras_ultradeep import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert cli.main(['list']) == 0\n"
+        "rows = {row.split()[0]: row.split() for row in out.getvalue().splitlines()[1:]}\n"
+        "print(len(rows), rows['alexnet'][1], rows['densenet121'][1])\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    counts, imported = result.stdout.strip().splitlines()
+    # Every registered model, counted at its default input (AlexNet's head is
+    # sized by it: 60,965,224 at 227x227, not 24,265,064 at the minimum).
+    assert counts.split() == [str(len(ku.list_models())), "60,965,224", "8,062,504"]
+    assert imported == "[]"
 
 
 def test_list_weights_only(capsys):

@@ -106,3 +106,17 @@ def test_link_or_copy(tmp_path):
     source = files.write_bytes(tmp_path / "a.keras", b"abc")
     copy = files.link_or_copy(source, tmp_path / "b.keras")
     assert copy.read_bytes() == b"abc"
+
+
+def test_builder_names_resolve_to_registry_names():
+    from keras_ultradeep import registry
+
+    assert registry.resolve_name("densenet121") == "densenet121"
+    assert registry.resolve_name("DenseNet121") == "densenet121"
+    assert registry.resolve_name("ResNet50") == "resnet50_keras"  # keras.applications' ResNet50
+    assert registry.model_entry("ResNet50B").name == "resnet50"
+    # A family builder registered under several names stands for none of them.
+    with pytest.raises(ValueError, match="unknown model 'ResNetCIFAR'"):
+        registry.resolve_name("ResNetCIFAR")
+    with pytest.raises(TypeError, match="name: expected a model name string"):
+        registry.resolve_name(121)

@@ -1,7 +1,8 @@
-"""The model zoo table cannot drift: docs/zoo.json matches the registry and the models' real figures.
+"""The model zoo table cannot drift: keras_ultradeep/zoo.json matches the registry and the models'
+real figures.
 
-``docs/scripts/zoo.py`` writes ``docs/zoo.json`` (parameters, MACs, default input of every
-registered model); the site's hook (``docs/hooks/zoo.py``) renders the table from the registry and
+``python -m keras_ultradeep.zoo`` writes ``keras_ultradeep/zoo.json`` (parameters, MACs, default and
+minimum input of every registered model), which ``keras-ultradeep list`` serves; the site's hook (``docs/hooks/zoo.py``) renders the table from the registry and
 that file and refuses to build when they disagree. These tests check the same without building the
 site, and rebuild a few cheap models to check their recorded figures.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,9 @@ def _load(path, name):
 
 @pytest.fixture(scope="module")
 def zoo_script():
-    return _load(ROOT / "docs" / "scripts" / "zoo.py", "docs_zoo_script")
+    from keras_ultradeep import zoo
+
+    return zoo
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def hook():
 
 @pytest.fixture(scope="module")
 def zoo():
-    with open(ROOT / "docs" / "zoo.json", encoding="utf-8") as f:
+    with open(ROOT / "keras_ultradeep" / "zoo.json", encoding="utf-8") as f:
         return json.load(f)["models"]
 
 
@@ -45,9 +49,10 @@ def test_zoo_json_lists_exactly_the_registered_models(zoo):
 
     registered = set(ku.list_models())
     assert not registered - set(zoo), (
-        f"docs/zoo.json lacks {sorted(registered - set(zoo))}: run `python docs/scripts/zoo.py --missing`"
+        f"keras_ultradeep/zoo.json lacks {sorted(registered - set(zoo))}: "
+        "run `python -m keras_ultradeep.zoo --missing`"
     )
-    assert not set(zoo) - registered, f"docs/zoo.json lists unregistered models {sorted(set(zoo) - registered)}"
+    assert not set(zoo) - registered, f"keras_ultradeep/zoo.json lists unregistered models {sorted(set(zoo) - registered)}"
 
 
 def test_zoo_json_default_sizes_and_families_match_the_registry(zoo):
@@ -56,6 +61,7 @@ def test_zoo_json_default_sizes_and_families_match_the_registry(zoo):
     for name, figures in zoo.items():
         entry = registry.model_entry(name)
         assert figures["default_size"] == entry.default_size, name
+        assert figures["min_size"] == entry.min_size, name
         assert figures["family"] == entry.family, name
         assert figures["input_shape"][:2] == [entry.default_size] * 2, name
         assert 0 < figures["trainable_params"] <= figures["params"], name
@@ -65,6 +71,24 @@ def test_zoo_json_default_sizes_and_families_match_the_registry(zoo):
 @pytest.mark.parametrize("name", ["densenet40_k12", "resnet20_cifar", "lenet5", "nin_cifar", "highway19_cifar"])
 def test_recorded_figures_are_the_models_own(name, zoo, zoo_script):
     assert zoo_script.measure(name) == zoo[name]
+
+
+def test_counts_are_at_the_default_input_as_keras_applications_counts(zoo):
+    # keras.applications' documented totals: a Flatten head makes them depend
+    # on the input, so they hold only at the default input, not the minimum.
+    assert zoo["vgg16_keras" if "vgg16_keras" in zoo else "vgg16"]["params"] == 138_357_544
+    assert zoo["vgg19_keras" if "vgg19_keras" in zoo else "vgg19"]["params"] == 143_667_240
+    assert zoo["alexnet"]["params"] == 60_965_224
+    assert zoo["densenet121"]["params"] == 8_062_504
+
+
+@pytest.mark.slow
+def test_every_recorded_row_is_the_models_own(zoo, zoo_script):
+    import keras_ultradeep as ku
+
+    wrong = {name: zoo_script.measure(name) for name in ku.list_models()}
+    wrong = {name: row for name, row in wrong.items() if row != zoo.get(name)}
+    assert not wrong, f"run `python -m keras_ultradeep.zoo {' '.join(wrong)}`: {wrong}"
 
 
 def test_published_and_parity_tables_name_registered_models(hook, zoo):
@@ -126,3 +150,19 @@ def test_family_pages_get_their_recipes_and_results(hook):
     assert "| recipe | model | acc |\n|---|---|---|\n| `wrn_cifar` | `wrn16_4` | 0.98 |" in section
     section = hook.recipe_markdown(["vgg16"], RECIPES, page)
     assert "No setting from this family's papers" in section and "has been trained" in section
+
+
+def test_readme_model_table_and_layout_are_generated_from_the_registry():
+    readme = _load(ROOT / "docs" / "scripts" / "readme.py", "docs_readme_script")
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.render(text) == text, "README.md is stale: run `python docs/scripts/readme.py`"
+    import keras_ultradeep as ku
+    from keras_ultradeep import registry
+
+    table = text.split("<!-- models:start -->")[1].split("<!-- models:end -->")[0]
+    assert {registry.model_entry(n).family for n in ku.list_models()} <= set(re.findall(r"(\w+) \(\d+x\d+\)", table))
+    rows = [line.split(" | ")[2].rstrip(" |").split(", ") for line in table.strip().splitlines()[2:]]
+    assert sorted(name for row in rows for name in row) == ku.list_models()
+    layout = text.split("<!-- layout:start -->")[1]
+    for module in (ROOT / "keras_ultradeep" / "models").glob("*.py"):
+        assert module.name == "__init__.py" or module.name in layout, module.name

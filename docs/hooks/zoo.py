@@ -2,7 +2,7 @@
 
 * ``docs/zoo.md``: the marker ``<!-- zoo-table -->`` becomes the model zoo table, one row per
   registered model (``keras_ultradeep.list_models()``), with the figures measured by
-  ``docs/scripts/zoo.py`` (``docs/zoo.json``), the published errors (``published.yml``), the
+  ``python -m keras_ultradeep.zoo`` (``keras_ultradeep/zoo.json``), the published errors (``published.yml``), the
   pretrained weights (the weights manifest) and the measured parity (``parity.yml``). The build
   fails when ``zoo.json`` lacks a registered model or lists one the registry lacks.
 * ``docs/api/models.md``: the marker ``<!-- api-models -->`` becomes one mkdocstrings section per
@@ -83,8 +83,9 @@ def _yaml(name):
 
 
 def load_zoo_json(path=None):
-    with open(path or DOCS / "zoo.json", encoding="utf-8") as f:
-        return json.load(f)["models"]
+    from keras_ultradeep import zoo
+
+    return zoo.load(path or zoo.ZOO_JSON)
 
 
 def module_pages(docs_dir=DOCS):
@@ -113,9 +114,10 @@ def check_zoo(registered, zoo):
     extra = sorted(set(zoo) - set(registered))
     if missing or extra:
         raise PluginError(
-            "docs/zoo.json is out of date with the registry "
+            "keras_ultradeep/zoo.json is out of date with the registry "
             f"(missing: {', '.join(missing) or 'none'}; not registered: {', '.join(extra) or 'none'}). "
-            "Run `python docs/scripts/zoo.py --missing` (or with the model names) and commit docs/zoo.json."
+            "Run `python -m keras_ultradeep.zoo --missing` (or with the model names) and commit "
+            "keras_ultradeep/zoo.json."
         )
 
 

@@ -15,33 +15,31 @@ __all__ = ["add_commands"]
 
 
 def _list(args):
-    import keras
+    import fnmatch
 
-    from keras_ultradeep import registry, weights
-    from keras_ultradeep.stats import parameter_counts
+    from keras_ultradeep import weights, zoo
 
-    names = registry.list_models(args.pattern, weights=True if args.weights else None)
+    # From the shipped table (a test holds it to the registry): no model is
+    # built, and not even Keras is imported.
+    table = zoo.table()
+    names = sorted(name for name in table if fnmatch.fnmatchcase(name, args.pattern))
+    if args.weights:
+        names = [name for name in names if weights.pretrained_tags(name)]
     if not names:
         which = "with pretrained weights " if args.weights else ""
         raise UserError(f"PATTERN: no registered model {which}matches {args.pattern!r}", FAILURE)
     width = max(len("NAME"), *map(len, names))
     print(f"{'NAME':<{width}}  {'PARAMS':>12}  {'TRAINABLE':>12}  {'INPUT':>7}  {'MIN':>3}  WEIGHTS")
     for name in names:
-        entry = registry.model_entry(name)
+        figures = table[name]
         total = trainable = "-"
         if args.params:
-            # The count at the smallest input: the head needs a static shape, and
-            # the parameters do not depend on the input size.
-            side = entry.min_size
-            counts = parameter_counts(entry.build(weights=None, input_shape=(side, side, 3)))
-            total, trainable = f"{counts['total']:,}", f"{counts['trainable']:,}"
-            keras.backend.clear_session()
+            # Counted at the default input with the default head, as
+            # keras.applications counts (a Flatten head's size depends on the input).
+            total, trainable = f"{figures['params']:,}", f"{figures['trainable_params']:,}"
         tags = ", ".join(weights.pretrained_tags(name)) or "-"
-        size = f"{entry.default_size}x{entry.default_size}"
-        print(
-            f"{name:<{width}}  {total:>12}  {trainable:>12}  {size:>7}  {entry.min_size:>3}  {tags}",
-            flush=True,  # building every model takes a while; show each row as it comes
-        )
+        size = f"{figures['default_size']}x{figures['default_size']}"
+        print(f"{name:<{width}}  {total:>12}  {trainable:>12}  {size:>7}  {figures['min_size']:>3}  {tags}")
 
 
 def _summary(args):
@@ -124,7 +122,7 @@ def add_commands(commands):
         "--no-params",
         dest="params",
         action="store_false",
-        help="skip the parameter counts (they build every model, which takes a while)",
+        help="leave out the parameter counts",
     )
 
     sub = add_command(commands, "summary", _summary, help="a model's layers and parameter counts")
