@@ -8,6 +8,8 @@ converters' name tables serve every family that uses them.
 
 from __future__ import annotations
 
+import functools
+
 from keras import layers
 
 from keras_ultradeep import checks
@@ -79,9 +81,15 @@ def projection_shortcut(x, filters, stride, name, *, use_bias, bn_epsilon):
     return conv_bn(x, filters, 1, f"{name}_0", strides=stride, use_bias=use_bias, bn_epsilon=bn_epsilon)
 
 
-def basic_block(x, planes, stride, name, *, use_bias, bn_epsilon, survival_prob, **unused):
-    """Two 3x3 convs (ResNet-18/34); the first one strides."""
-    shortcut = projection_shortcut(x, planes, stride, name, use_bias=use_bias, bn_epsilon=bn_epsilon)
+def basic_block(x, planes, stride, name, *, use_bias, bn_epsilon, survival_prob, shortcut=None, **unused):
+    """Two 3x3 convs (ResNet-18/34); the first one strides.
+
+    ``shortcut(x, planes, stride, name)`` makes the skip path; by default the
+    projection where the shape changes (the CIFAR nets pass their option A/B/C).
+    """
+    if shortcut is None:
+        shortcut = functools.partial(projection_shortcut, use_bias=use_bias, bn_epsilon=bn_epsilon)
+    shortcut = shortcut(x, planes, stride, name)
     y = conv_bn(x, planes, 3, f"{name}_1", strides=stride, use_bias=use_bias, bn_epsilon=bn_epsilon)
     y = layers.Activation("relu", name=f"{name}_1_relu")(y)
     y = conv_bn(y, planes, 3, f"{name}_2", use_bias=use_bias, bn_epsilon=bn_epsilon)

@@ -34,6 +34,8 @@ linearly from 1 (``survival_rule="linear"``) or the same for every block.
 
 from __future__ import annotations
 
+import functools
+
 from keras import layers
 
 from keras_ultradeep import checks, contract, registry
@@ -44,7 +46,6 @@ from keras_ultradeep.models.blocks import (
     bottleneck_block,
     cifar_blocks_per_stage,
     conv_bn,
-    merge,
     stem,
     survival_probs,
 )
@@ -268,11 +269,11 @@ def _cifar_shortcut(x, filters, stride, name, *, option, bn_epsilon):
 
 
 def cifar_basic_block(x, filters, stride, name, *, shortcut, bn_epsilon, survival_prob):
-    skip = _cifar_shortcut(x, filters, stride, name, option=shortcut, bn_epsilon=bn_epsilon)
-    y = conv_bn(x, filters, 3, f"{name}_1", strides=stride, use_bias=False, bn_epsilon=bn_epsilon)
-    y = layers.Activation("relu", name=f"{name}_1_relu")(y)
-    y = conv_bn(y, filters, 3, f"{name}_2", use_bias=False, bn_epsilon=bn_epsilon)
-    return merge(skip, y, name, survival_prob)
+    """:func:`~keras_ultradeep.models.blocks.basic_block` with the paper's shortcut option."""
+    return basic_block(
+        x, filters, stride, name, use_bias=False, bn_epsilon=bn_epsilon, survival_prob=survival_prob,
+        shortcut=functools.partial(_cifar_shortcut, option=shortcut, bn_epsilon=bn_epsilon),
+    )
 
 
 def ResNetCIFAR(
