@@ -294,7 +294,8 @@ def variant_builder(family_builder, variant, title, config, *, default_weights=N
     It takes keras.applications' arguments (``weights`` defaulting to
     ``default_weights``, ``name`` to ``variant``) and any further knob of
     ``family_builder`` except those ``config`` fixes, and calls
-    ``family_builder(**config, ...)``.
+    ``family_builder(**config, model_name=variant, ...)``: the registry name
+    travels down to the contract (pretrained weights are looked up by it).
     """
 
     def builder(
@@ -314,7 +315,7 @@ def variant_builder(family_builder, variant, title, config, *, default_weights=N
                 f"{fixed[0]}: {variant} fixes it to {config[fixed[0]]!r}; build other "
                 f"configurations with {family_builder.__name__}(...)"
             )
-        return family_builder(**config, **keras_arguments(locals()), **knobs)
+        return family_builder(**config, **keras_arguments(locals()), model_name=variant, **knobs)
 
     builder.__name__ = builder.__qualname__ = title
     builder.__module__ = family_builder.__module__  # where the family is, for docs and listings
@@ -330,12 +331,26 @@ def registered_variant(
     return registry.register(variant, builder, family=family, default_size=default_size, min_size=min_size)
 
 
-def variant_name(variants, config, default, *, normalize=None):
-    """The name of the row of ``variants`` (name -> configuration) equal to
-    ``config``, each row passed through ``normalize`` first; else ``default``."""
-    return next(
-        (name for name, known in variants.items() if (normalize(known) if normalize else known) == config),
-        default,
+def register_family(family_builder, family, titles, *, doc, default_weights=None):
+    """The public builders of ``family`` (a :class:`~keras_ultradeep.registry.Family`),
+    registered, in the order of ``titles``.
+
+    Args:
+        family_builder: the family's builder; it takes each row of
+            ``family.variants`` and ``model_name``.
+        titles: ``{registry name: builder name}`` (``{"resnet50_keras": "ResNet50"}``).
+        doc: ``doc(title, variant, config) -> str``, each builder's docstring.
+        default_weights: ``{registry name: tag}`` for the builders whose
+            ``weights`` default to a pretrained tag (keras.applications' own).
+    """
+    default_weights = default_weights or {}
+    return tuple(
+        registered_variant(
+            family_builder, variant, title, family.variants[variant],
+            family=family.name, default_size=family.default_size, min_size=family.min_size,
+            default_weights=default_weights.get(variant), doc=doc(title, variant, family.variants[variant]),
+        )
+        for variant, title in titles.items()
     )
 
 

@@ -14,6 +14,7 @@ import importlib
 from typing import Any, Callable
 
 __all__ = [
+    "Family",
     "ModelEntry",
     "register",
     "register_variants",
@@ -22,6 +23,27 @@ __all__ = [
     "model_entry",
     "resolve_name",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A family of models, declared once in its module.
+
+    Attributes:
+        name: the family's name in the registry (``"resnet"``).
+        default_size, min_size: the input-side rules of every member.
+        variants: ``{registry name: the family builder's configuration}``,
+            the paper's (or timm's) table.
+        preprocessing: the ``preprocess_input`` mode its weights expect
+            (``"caffe"``, ``"tf"`` or ``"torch"``), for ``data_config``;
+            ``None`` where members differ (the variant tables say).
+    """
+
+    name: str
+    default_size: int
+    min_size: int
+    variants: dict = dataclasses.field(default_factory=dict)
+    preprocessing: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

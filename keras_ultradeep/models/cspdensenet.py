@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import checks, contract
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit
 from keras_ultradeep.models.densenet import dense_block, imagenet_stem
 
@@ -211,6 +211,7 @@ def CSPDenseNet(
     fusion="csp",
     dropout_rate=0.0,
     batch_norm_epsilon=BN_EPSILON,
+    model_name=None,
 ):
     """A DenseNet-BC with cross stage partial stages of ``blocks`` dense layers.
 
@@ -231,16 +232,7 @@ def CSPDenseNet(
         blocks, growth_rate, stem_filters, bottleneck_width, compression, part_ratio, fusion,
         dropout_rate, batch_norm_epsilon,
     )
-    defaults = dict(
-        growth_rate=32, stem_filters=64, bottleneck_width=4, compression=0.5, part_ratio=0.5, fusion="csp"
-    )
-    config = dict(
-        blocks=blocks, growth_rate=growth_rate, stem_filters=stem_filters, bottleneck_width=bottleneck_width,
-        compression=compression, part_ratio=part_ratio, fusion=fusion,
-    )
-    model_name = contract.variant_name(
-        VARIANTS, config, "cspdensenet", normalize=lambda known: {**defaults, **known}
-    )
+    model_name = model_name or "cspdensenet"
     features = cspdensenet_features(
         blocks, growth_rate=growth_rate, stem_filters=stem_filters, bottleneck_width=bottleneck_width,
         compression=compression, part_ratio=part_ratio, fusion=fusion, dropout_rate=dropout_rate,
@@ -255,23 +247,22 @@ def CSPDenseNet(
     )
 
 
-def _builder(variant, title):
-    config = VARIANTS[variant]
-    return contract.registered_variant(
-        CSPDenseNet, variant, title, config,
-        family="cspdensenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title}: DenseNet-{variant.removeprefix('cspdensenet')}'s dense layers "
-            f"{list(config['blocks'])} in cross stage partial stages (growth rate 32, gamma 0.5, "
-            "the paper's CSP fusion).\n\n"
-            "Takes keras.applications' arguments and :func:`CSPDenseNet`'s other knobs. The\n"
-            "transition widths are this package's choice: no official configuration exists."
-        ),
+FAMILY = registry.Family("cspdensenet", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+
+
+def _doc(title, variant, config):
+    return (
+        f"{title}: DenseNet-{variant.removeprefix('cspdensenet')}'s dense layers "
+        f"{list(config['blocks'])} in cross stage partial stages (growth rate 32, gamma 0.5, "
+        "the paper's CSP fusion).\n\n"
+        "Takes keras.applications' arguments and :func:`CSPDenseNet`'s other knobs. The\n"
+        "transition widths are this package's choice: no official configuration exists."
     )
 
 
-CSPDenseNet121 = _builder("cspdensenet121", "CSPDenseNet121")
-CSPDenseNet201 = _builder("cspdensenet201", "CSPDenseNet201")
+CSPDenseNet121, CSPDenseNet201 = contract.register_family(
+    CSPDenseNet, FAMILY, {"cspdensenet121": "CSPDenseNet121", "cspdensenet201": "CSPDenseNet201"}, doc=_doc
+)
 
 
 # ------------------------------------------------------------------ preprocessing

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from keras_ultradeep import checks, contract
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit, SymmetricMaxPooling2D
 from keras_ultradeep.models.blocks import conv
 
@@ -252,6 +252,7 @@ def CSPNet(
     down_growth=False,
     cross_linear=False,
     batch_norm_epsilon=BN_EPSILON,
+    model_name=None,
 ):
     """A Cross Stage Partial Network (timm's ``CspNet`` with ``CrossStage`` stages).
 
@@ -281,9 +282,7 @@ def CSPNet(
         cross_linear=cross_linear,
     )
     checked = _check_knobs(config, batch_norm_epsilon)
-    model_name = contract.variant_name(
-        VARIANTS, checked, "cspnet", normalize=lambda known: _check_knobs(known, BN_EPSILON)
-    )
+    model_name = model_name or "cspnet"
     features = cspnet_features(checked, batch_norm_epsilon)
     return contract.application(
         features,
@@ -294,23 +293,24 @@ def CSPNet(
     )
 
 
-def _builder(variant, title):
-    config = VARIANTS[variant]
-    return contract.registered_variant(
-        CSPNet, variant, title, config,
-        family="cspnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title} (timm's {variant}): blocks {list(config['depths'])}, widths "
-            f"{list(config['filters'])}, {config['block']} blocks"
-            f"{', groups=' + str(config['groups']) if config['groups'] > 1 else ''}.\n\n"
-            "Takes keras.applications' arguments and ``batch_norm_epsilon``; see :func:`CSPNet`."
-        ),
+FAMILY = registry.Family("cspnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+
+
+def _doc(title, variant, config):
+    return (
+        f"{title} (timm's {variant}): blocks {list(config['depths'])}, widths "
+        f"{list(config['filters'])}, {config['block']} blocks"
+        f"{', groups=' + str(config['groups']) if config['groups'] > 1 else ''}.\n\n"
+        "Takes keras.applications' arguments and ``batch_norm_epsilon``; see :func:`CSPNet`."
     )
 
 
-CSPResNet50 = _builder("cspresnet50", "CSPResNet50")
-CSPResNeXt50 = _builder("cspresnext50", "CSPResNeXt50")
-CSPDarkNet53 = _builder("cspdarknet53", "CSPDarkNet53")
+CSPResNet50, CSPResNeXt50, CSPDarkNet53 = contract.register_family(
+    CSPNet,
+    FAMILY,
+    {"cspresnet50": "CSPResNet50", "cspresnext50": "CSPResNeXt50", "cspdarknet53": "CSPDarkNet53"},
+    doc=_doc,
+)
 
 
 # ------------------------------------------------------------------ preprocessing

@@ -276,6 +276,7 @@ def DenseNet(
     dropout_rate=0.0,
     batch_norm_epsilon=None,
     memory_efficient=False,
+    model_name=None,
 ):
     """An ImageNet DenseNet-BC with dense blocks of ``blocks`` layers.
 
@@ -290,9 +291,7 @@ def DenseNet(
     instead of quadratic in depth, the same function and the same weights.
     """
     blocks = tuple(blocks) if isinstance(blocks, list) else blocks
-    model_name = contract.variant_name(
-        IMAGENET_VARIANTS, dict(blocks=tuple(blocks), growth_rate=growth_rate, stem_filters=stem_filters), "densenet"
-    )
+    model_name = model_name or "densenet"
     if batch_norm_epsilon is None:
         batch_norm_epsilon = contract.pretrained_option(
             model_name, weights, "batch_norm_epsilon", KERAS_BN_EPSILON
@@ -336,27 +335,27 @@ def DenseNet(
     )
 
 
-def _imagenet_builder(variant, default_weights):
-    config = IMAGENET_VARIANTS[variant]
-    title = "DenseNet" + variant.removeprefix("densenet")
-    return contract.registered_variant(
-        DenseNet, variant, title, config, default_weights=default_weights,
-        family="densenet", default_size=IMAGENET_DEFAULT_SIZE, min_size=IMAGENET_MIN_SIZE,
-        doc=(
-            f"{title}: dense blocks {list(config['blocks'])}, growth rate "
-            f"{config['growth_rate']}, {config['stem_filters']}-map stem.\n\n"
-            "Takes keras.applications' arguments and :func:`DenseNet`'s other knobs\n"
-            "(``dropout_rate``, ``batch_norm_epsilon``: None for the checkpoint's own,\n"
-            "keras.applications' 1.001e-5 otherwise)."
-        ),
+IMAGENET_FAMILY = registry.Family("densenet", IMAGENET_DEFAULT_SIZE, IMAGENET_MIN_SIZE, IMAGENET_VARIANTS)
+
+
+def _imagenet_doc(title, variant, config):
+    return (
+        f"{title}: dense blocks {list(config['blocks'])}, growth rate "
+        f"{config['growth_rate']}, {config['stem_filters']}-map stem.\n\n"
+        "Takes keras.applications' arguments and :func:`DenseNet`'s other knobs\n"
+        "(``dropout_rate``, ``batch_norm_epsilon``: None for the checkpoint's own,\n"
+        "keras.applications' 1.001e-5 otherwise)."
     )
 
 
-DenseNet121 = _imagenet_builder("densenet121", "imagenet")
-DenseNet169 = _imagenet_builder("densenet169", "imagenet")
-DenseNet201 = _imagenet_builder("densenet201", "imagenet")
-DenseNet264 = _imagenet_builder("densenet264", None)  # no public checkpoint
-DenseNet161 = _imagenet_builder("densenet161", "imagenet")
+DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNet161 = contract.register_family(
+    DenseNet,
+    IMAGENET_FAMILY,
+    {variant: "DenseNet" + variant.removeprefix("densenet") for variant in IMAGENET_VARIANTS},
+    doc=_imagenet_doc,
+    # DenseNet-264 has no public checkpoint.
+    default_weights=dict.fromkeys(("densenet121", "densenet169", "densenet201", "densenet161"), "imagenet"),
+)
 
 
 # ------------------------------------------------------------------- CIFAR models

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_ultradeep import checks, contract
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit
 from keras_ultradeep.models.blocks import conv
 
@@ -195,6 +195,7 @@ def DPN(
     name="dpn",
     *,
     batch_norm_epsilon=BN_EPSILON,
+    model_name=None,
 ):
     """A Dual Path Network (timm's ``DPN`` and the authors' MXNet models).
 
@@ -213,11 +214,7 @@ def DPN(
     k_sec, inc_sec = _check_knobs(
         k_sec, inc_sec, k_r, groups, num_init_features, small, b, batch_norm_epsilon
     )
-    config = dict(
-        small=small, num_init_features=num_init_features, k_r=k_r, groups=groups, k_sec=k_sec,
-        inc_sec=inc_sec, b=b,
-    )
-    model_name = contract.variant_name(VARIANTS, config, "dpn")
+    model_name = model_name or "dpn"
     features = dpn_features(
         k_sec, inc_sec, k_r=k_r, groups=groups, num_init_features=num_init_features, small=small, b=b,
         bn_epsilon=batch_norm_epsilon,
@@ -231,26 +228,21 @@ def DPN(
     )
 
 
-def _builder(variant, title):
-    config = VARIANTS[variant]
-    return contract.registered_variant(
-        DPN, variant, title, config,
-        family="dpn", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title} (timm's {variant}): blocks {list(config['k_sec'])}, dense increments "
-            f"{list(config['inc_sec'])}, k_r={config['k_r']}, groups={config['groups']}"
-            f"{', split last 1x1 (b)' if config['b'] else ''}.\n\n"
-            "Takes keras.applications' arguments and ``batch_norm_epsilon``; see :func:`DPN`."
-        ),
+FAMILY = registry.Family("dpn", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+
+
+def _doc(title, variant, config):
+    return (
+        f"{title} (timm's {variant}): blocks {list(config['k_sec'])}, dense increments "
+        f"{list(config['inc_sec'])}, k_r={config['k_r']}, groups={config['groups']}"
+        f"{', split last 1x1 (b)' if config['b'] else ''}.\n\n"
+        "Takes keras.applications' arguments and ``batch_norm_epsilon``; see :func:`DPN`."
     )
 
 
-DPN68 = _builder("dpn68", "DPN68")
-DPN68b = _builder("dpn68b", "DPN68b")
-DPN92 = _builder("dpn92", "DPN92")
-DPN98 = _builder("dpn98", "DPN98")
-DPN107 = _builder("dpn107", "DPN107")
-DPN131 = _builder("dpn131", "DPN131")
+DPN68, DPN68b, DPN92, DPN98, DPN107, DPN131 = contract.register_family(
+    DPN, FAMILY, {variant: variant.upper().replace("B", "b") for variant in VARIANTS}, doc=_doc
+)
 
 
 # ------------------------------------------------------------------ preprocessing

@@ -153,6 +153,7 @@ def DRN(
     name=None,
     *,
     block="basic",
+    model_name=None,
 ):
     """DRN-C or DRN-D with ``blocks`` blocks in each of its eight levels.
 
@@ -164,8 +165,7 @@ def DRN(
     """
     _check_knobs(arch, blocks, block)
     blocks = tuple(blocks)
-    config = dict(arch=arch, blocks=blocks, block=block)
-    model_name = contract.variant_name(VARIANTS, config, "drn")
+    model_name = model_name or "drn"
     name = name or model_name
     return contract.application(
         drn_features(arch, blocks, block),
@@ -215,7 +215,7 @@ def DRNA50(
 
 registry.register("drn_a_50", DRNA50, family="drn_a", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
 registry.register_variants(
-    {variant: (DRN, config) for variant, config in VARIANTS.items()},
+    {variant: (DRN, dict(config, model_name=variant)) for variant, config in VARIANTS.items()},
     family="drn",
     default_size=DEFAULT_SIZE,
     min_size=MIN_SIZE,

@@ -194,6 +194,7 @@ def FractalNet(
     local_drop_path=0.15,
     global_drop_path=0.5,
     seed=None,
+    model_name=None,
 ):
     """A FractalNet: ``blocks`` fractal blocks of ``columns`` columns.
 
@@ -215,8 +216,7 @@ def FractalNet(
     filters, dropout_rates = _check_knobs(
         columns, blocks, filters, dropout_rates, local_drop_path, global_drop_path, seed
     )
-    config = dict(columns=columns, blocks=blocks, filters=filters)
-    model_name = contract.variant_name(VARIANTS, config, "fractalnet")
+    model_name = model_name or "fractalnet"
     if name is None:
         name = f"fractalnet{blocks * 2 ** (columns - 1)}"
 
@@ -241,7 +241,7 @@ def FractalNet(
 
 
 registry.register_variants(
-    {variant: (FractalNet, config) for variant, config in VARIANTS.items()},
+    {variant: (FractalNet, dict(config, model_name=variant)) for variant, config in VARIANTS.items()},
     family="fractalnet",
     default_size=DEFAULT_SIZE,
     min_size=2 ** _OFFICIAL["blocks"],

@@ -300,6 +300,7 @@ def GoogLeNet(
     aux_logits=False,
     dropout_rate=None,
     aux_dropout_rate=0.7,
+    model_name=None,
 ):
     """GoogLeNet (Inception v1).
 
@@ -321,7 +322,7 @@ def GoogLeNet(
         dropout_rate = 0.4 if form == "paper" else 0.2
     checks.number_in(dropout_rate, "dropout_rate", 0, 1, high_open=True)
     checks.number_in(aux_dropout_rate, "aux_dropout_rate", 0, 1, high_open=True)
-    model_name = "googlenet" if form == "paper" else "googlenet_tv"
+    model_name = model_name or ("googlenet" if form == "paper" else "googlenet_tv")
     name = model_name if name is None else name
     taps = {}  # filled by the features with the tensors the auxiliary heads read
     aux_head = functools.partial(googlenet_aux_head(form), dropout_rate=aux_dropout_rate)

@@ -233,6 +233,7 @@ def InceptionV3(
     *,
     form="keras",
     aux_logits=False,
+    model_name=None,
 ):
     """Inception v3.
 
@@ -247,7 +248,7 @@ def InceptionV3(
     """
     checks.one_of(form, "form", FORMS)
     check_aux_arguments(aux_logits, include_top)
-    model_name = "inception_v3" if form == "keras" else "inception_v3_timm"
+    model_name = model_name or ("inception_v3" if form == "keras" else "inception_v3_timm")
     name = model_name if name is None else name
     if aux_logits and weights in weights_lib.pretrained_tags(model_name):
         # Pretrained files hold no auxiliary head: load them into the model

@@ -152,6 +152,7 @@ def OverFeat(
     class_map=False,
     filters=None,
     full_units=None,
+    model_name=None,
 ):
     """OverFeat's ``"fast"`` or ``"accurate"`` model (see the module docstring).
 
@@ -185,7 +186,7 @@ def OverFeat(
     )
     return contract.application(
         overfeat_features(convs),
-        model_name=variant,
+        model_name=model_name or variant,
         default_size=DEFAULT_SIZES[variant],
         min_size=_smallest_input(convs, full_kernel),
         head=head,

@@ -166,6 +166,7 @@ def ResNet(
     batch_norm_epsilon=None,
     survival_prob=1.0,
     survival_rule="linear",
+    model_name=None,
 ):
     """An ImageNet ResNet with ``blocks`` blocks in each of its four stages.
 
@@ -192,13 +193,7 @@ def ResNet(
         batch_norm_epsilon = KERAS_BN_EPSILON if form == "keras" else TORCH_BN_EPSILON
     _check_knobs(blocks, block, form, cardinality, bottleneck_width, use_bias, batch_norm_epsilon)
     probs = survival_probs(sum(blocks), survival_prob, survival_rule)
-    defaults = dict(cardinality=1, bottleneck_width=64)
-    model_name = contract.variant_name(
-        VARIANTS,
-        dict(blocks=blocks, block=block, form=form, cardinality=cardinality, bottleneck_width=bottleneck_width),
-        "resnet",
-        normalize=lambda known: {**defaults, **known},
-    )
+    model_name = model_name or "resnet"
     features = resnet_features(
         blocks,
         block=block,
@@ -218,34 +213,34 @@ def ResNet(
     )
 
 
-def _builder(variant, title, default_weights=None):
-    config = VARIANTS[variant]
+FAMILY = registry.Family("resnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+
+
+def _doc(title, variant, config):
     form = "keras.applications'" if config["form"] == "keras" else "torchvision/timm's"
-    return contract.registered_variant(
-        ResNet, variant, title, config, default_weights=default_weights,
-        family="resnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title} ({variant}): {config['block']} blocks {list(config['blocks'])}, {form} form.\n\n"
-            "Takes keras.applications' arguments and :func:`ResNet`'s other knobs\n"
-            "(``survival_prob``/``survival_rule`` for stochastic depth, ``batch_norm_epsilon``)."
-        ),
+    return (
+        f"{title} ({variant}): {config['block']} blocks {list(config['blocks'])}, {form} form.\n\n"
+        "Takes keras.applications' arguments and :func:`ResNet`'s other knobs\n"
+        "(``survival_prob``/``survival_rule`` for stochastic depth, ``batch_norm_epsilon``)."
     )
 
 
-ResNet50 = _builder("resnet50_keras", "ResNet50", "imagenet")
-ResNet101 = _builder("resnet101_keras", "ResNet101", "imagenet")
-ResNet152 = _builder("resnet152_keras", "ResNet152", "imagenet")
-ResNet18 = _builder("resnet18", "ResNet18")
-ResNet34 = _builder("resnet34", "ResNet34")
-ResNet50B = _builder("resnet50", "ResNet50B")
-ResNet101B = _builder("resnet101", "ResNet101B")
-ResNet152B = _builder("resnet152", "ResNet152B")
-WideResNet50_2 = _builder("wide_resnet50_2", "WideResNet50_2")
-WideResNet101_2 = _builder("wide_resnet101_2", "WideResNet101_2")
-ResNeXt50_32x4d = _builder("resnext50_32x4d", "ResNeXt50_32x4d")
-ResNeXt101_32x4d = _builder("resnext101_32x4d", "ResNeXt101_32x4d")
-ResNeXt101_32x8d = _builder("resnext101_32x8d", "ResNeXt101_32x8d")
-ResNeXt101_64x4d = _builder("resnext101_64x4d", "ResNeXt101_64x4d")
+(
+    ResNet50, ResNet101, ResNet152, ResNet18, ResNet34, ResNet50B, ResNet101B, ResNet152B, WideResNet50_2,
+    WideResNet101_2, ResNeXt50_32x4d, ResNeXt101_32x4d, ResNeXt101_32x8d, ResNeXt101_64x4d,
+) = contract.register_family(
+    ResNet,
+    FAMILY,
+    {
+        "resnet50_keras": "ResNet50", "resnet101_keras": "ResNet101", "resnet152_keras": "ResNet152",
+        "resnet18": "ResNet18", "resnet34": "ResNet34", "resnet50": "ResNet50B", "resnet101": "ResNet101B",
+        "resnet152": "ResNet152B", "wide_resnet50_2": "WideResNet50_2", "wide_resnet101_2": "WideResNet101_2",
+        "resnext50_32x4d": "ResNeXt50_32x4d", "resnext101_32x4d": "ResNeXt101_32x4d",
+        "resnext101_32x8d": "ResNeXt101_32x8d", "resnext101_64x4d": "ResNeXt101_64x4d",
+    },
+    doc=_doc,
+    default_weights=dict.fromkeys(("resnet50_keras", "resnet101_keras", "resnet152_keras"), "imagenet"),
+)
 
 
 # ------------------------------------------------------------------ CIFAR models

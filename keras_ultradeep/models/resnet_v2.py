@@ -162,12 +162,13 @@ def ResNetV2(
     *,
     survival_prob=1.0,
     survival_rule="linear",
+    model_name=None,
 ):
     """keras.applications' pre-activation ResNet with ``blocks`` units per stage."""
     _check_blocks(blocks)
     blocks = tuple(blocks)
     probs = survival_probs(sum(blocks), survival_prob, survival_rule)
-    model_name = contract.variant_name(KERAS_VARIANTS, blocks, "resnetv2")
+    model_name = model_name or "resnetv2"
 
     def features(x):
         x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
@@ -196,22 +197,26 @@ def ResNetV2(
     )
 
 
-def _keras_builder(variant, title):
-    blocks = KERAS_VARIANTS[variant]
-    return contract.registered_variant(
-        ResNetV2, variant, title, dict(blocks=blocks), default_weights="imagenet",
-        family="resnet_v2", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title}: keras.applications' pre-activation ResNet, units {list(blocks)}.\n\n"
-            "Takes keras.applications' arguments plus stochastic depth (``survival_prob``,\n"
-            "``survival_rule``)."
-        ),
+KERAS_FAMILY = registry.Family(
+    "resnet_v2", DEFAULT_SIZE, MIN_SIZE, {variant: dict(blocks=blocks) for variant, blocks in KERAS_VARIANTS.items()}
+)
+
+
+def _keras_doc(title, variant, config):
+    return (
+        f"{title}: keras.applications' pre-activation ResNet, units {list(config['blocks'])}.\n\n"
+        "Takes keras.applications' arguments plus stochastic depth (``survival_prob``,\n"
+        "``survival_rule``)."
     )
 
 
-ResNet50V2 = _keras_builder("resnet50v2", "ResNet50V2")
-ResNet101V2 = _keras_builder("resnet101v2", "ResNet101V2")
-ResNet152V2 = _keras_builder("resnet152v2", "ResNet152V2")
+ResNet50V2, ResNet101V2, ResNet152V2 = contract.register_family(
+    ResNetV2,
+    KERAS_FAMILY,
+    {variant: variant.replace("resnet", "ResNet").replace("v2", "V2") for variant in KERAS_VARIANTS},
+    doc=_keras_doc,
+    default_weights=dict.fromkeys(KERAS_VARIANTS, "imagenet"),
+)
 
 
 # -------------------------------------------------------------- ImageNet (timm)
@@ -241,6 +246,7 @@ def PreActResNet(
     survival_prob=1.0,
     survival_rule="linear",
     batch_norm_epsilon=TORCH_BN_EPSILON,
+    model_name=None,
 ):
     """timm's pre-activation ResNet (``resnetv2_50`` ...): the paper's units with
     the stride on the 3x3 of each stage's first unit, no conv biases, and a
@@ -255,13 +261,10 @@ def PreActResNet(
         batch_norm_epsilon: PyTorch's 1e-5 by default.
     """
     blocks = checks.positive_ints(blocks, "blocks", length=4, what="positive block counts, one per stage")
-    if block not in ("basic", "bottleneck"):
-        raise ValueError(f"block: expected 'basic' or 'bottleneck', got {block!r}")
+    checks.one_of(block, "block", ("basic", "bottleneck"))
     blocks = tuple(blocks)
     probs = survival_probs(sum(blocks), survival_prob, survival_rule)
-    model_name = next(
-        (v for v, c in TIMM_VARIANTS.items() if c == dict(blocks=blocks, block=block)), "preact_resnet"
-    )
+    model_name = model_name or "preact_resnet"
 
     def features(x):
         x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
@@ -294,23 +297,22 @@ def PreActResNet(
     )
 
 
-def _timm_builder(variant, title):
-    config = TIMM_VARIANTS[variant]
-    return contract.registered_variant(
-        PreActResNet, variant, title, config,
-        family="resnet_v2", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title} (timm's {variant}): {config['block']} pre-activation units "
-            f"{list(config['blocks'])}; see :func:`PreActResNet`."
-        ),
+TIMM_FAMILY = registry.Family("resnet_v2", DEFAULT_SIZE, MIN_SIZE, TIMM_VARIANTS)
+
+
+def _timm_doc(title, variant, config):
+    return (
+        f"{title} (timm's {variant}): {config['block']} pre-activation units "
+        f"{list(config['blocks'])}; see :func:`PreActResNet`."
     )
 
 
-PreActResNet18 = _timm_builder("resnetv2_18", "PreActResNet18")
-PreActResNet34 = _timm_builder("resnetv2_34", "PreActResNet34")
-PreActResNet50 = _timm_builder("resnetv2_50", "PreActResNet50")
-PreActResNet101 = _timm_builder("resnetv2_101", "PreActResNet101")
-PreActResNet152 = _timm_builder("resnetv2_152", "PreActResNet152")
+PreActResNet18, PreActResNet34, PreActResNet50, PreActResNet101, PreActResNet152 = contract.register_family(
+    PreActResNet,
+    TIMM_FAMILY,
+    {variant: variant.replace("resnetv2_", "PreActResNet") for variant in TIMM_VARIANTS},
+    doc=_timm_doc,
+)
 
 
 # ------------------------------------------------------------------------ CIFAR

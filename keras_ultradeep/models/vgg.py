@@ -54,7 +54,7 @@ import functools
 
 from keras import layers
 
-from keras_ultradeep import checks, contract
+from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import LocalResponseNormalization
 
 __all__ = [
@@ -209,6 +209,7 @@ def VGG(
     dropout_rate=0.5,
     fc_units=4096,
     batch_norm_epsilon=TORCH_BN_EPSILON,
+    model_name=None,
 ):
     """A VGG network of the paper's Table 1.
 
@@ -224,14 +225,7 @@ def VGG(
     """
     stages = _stages(config)
     _check_knobs(batch_norm, lrn, dropout_rate, fc_units, batch_norm_epsilon)
-    model_name = next(
-        (
-            variant
-            for variant, known in VARIANTS.items()
-            if (CONFIGS[known["config"]], known["batch_norm"], known["lrn"]) == (stages, batch_norm, lrn)
-        ),
-        "vgg",
-    )
+    model_name = model_name or "vgg"
     features = vgg_features(stages, batch_norm=batch_norm, lrn=lrn, bn_epsilon=batch_norm_epsilon)
     return contract.application(
         features,
@@ -243,35 +237,36 @@ def VGG(
     )
 
 
-def _builder(variant, title, description, default_weights=None):
-    config = VARIANTS[variant]
-    return contract.registered_variant(
-        VGG, variant, title, config, default_weights=default_weights,
-        family="vgg", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
-        doc=(
-            f"{title} ({variant}): {description}.\n\n"
-            "Takes keras.applications' arguments and ``dropout_rate``, ``fc_units``"
-            f"{', ``batch_norm_epsilon``' if config['batch_norm'] else ''}; see :func:`VGG`."
-        ),
+FAMILY = registry.Family("vgg", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+DESCRIPTIONS = {
+    "vgg11": "configuration A, 11 weight layers",
+    "vgg11_lrn": "configuration A-LRN, A with local response normalization",
+    "vgg13": "configuration B, 13 weight layers",
+    "vgg16_c": "configuration C, 16 weight layers, 1x1 convs last in stages 3-5",
+    "vgg16": "configuration D, keras.applications' VGG16 layer for layer",
+    "vgg19": "configuration E, keras.applications' VGG19 layer for layer",
+    **{
+        f"vgg{depth}_bn": f"configuration {letter} with BatchNorm, torchvision/timm's vgg{depth}_bn"
+        for depth, letter in ((11, "A"), (13, "B"), (16, "D"), (19, "E"))
+    },
+}
+
+
+def _doc(title, variant, config):
+    return (
+        f"{title} ({variant}): {DESCRIPTIONS[variant]}.\n\n"
+        "Takes keras.applications' arguments and ``dropout_rate``, ``fc_units``"
+        f"{', ``batch_norm_epsilon``' if config['batch_norm'] else ''}; see :func:`VGG`."
     )
 
 
-VGG11 = _builder("vgg11", "VGG11", "configuration A, 11 weight layers")
-VGG11_LRN = _builder("vgg11_lrn", "VGG11_LRN", "configuration A-LRN, A with local response normalization")
-VGG13 = _builder("vgg13", "VGG13", "configuration B, 13 weight layers")
-VGG16_C = _builder(
-    "vgg16_c", "VGG16_C", "configuration C, 16 weight layers, 1x1 convs last in stages 3-5"
+VGG11, VGG11_LRN, VGG13, VGG16_C, VGG16, VGG19, VGG11_BN, VGG13_BN, VGG16_BN, VGG19_BN = contract.register_family(
+    VGG,
+    FAMILY,
+    {variant: variant.upper() for variant in DESCRIPTIONS},
+    doc=_doc,
+    default_weights={"vgg16": "imagenet", "vgg19": "imagenet"},
 )
-VGG16 = _builder(
-    "vgg16", "VGG16", "configuration D, keras.applications' VGG16 layer for layer", default_weights="imagenet"
-)
-VGG19 = _builder(
-    "vgg19", "VGG19", "configuration E, keras.applications' VGG19 layer for layer", default_weights="imagenet"
-)
-VGG11_BN = _builder("vgg11_bn", "VGG11_BN", "configuration A with BatchNorm, torchvision/timm's vgg11_bn")
-VGG13_BN = _builder("vgg13_bn", "VGG13_BN", "configuration B with BatchNorm, torchvision/timm's vgg13_bn")
-VGG16_BN = _builder("vgg16_bn", "VGG16_BN", "configuration D with BatchNorm, torchvision/timm's vgg16_bn")
-VGG19_BN = _builder("vgg19_bn", "VGG19_BN", "configuration E with BatchNorm, torchvision/timm's vgg19_bn")
 
 
 # ------------------------------------------------------------------ preprocessing
