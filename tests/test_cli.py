@@ -22,19 +22,28 @@ def _run(capsys, *argv):
     return status, out, err
 
 
-def test_help_does_not_import_tensorflow():
+def _in_fresh_process(body):
+    """Runs ``body`` (with ``cli`` imported and stdout captured in ``out``) in a new
+    Python; returns its printed lines, the last one the heavy modules it imported."""
     code = (
         "import sys, contextlib, io\n"
         "from keras_ultradeep import cli\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    try: cli.main(['train', '--help'])\n"
-        "    except SystemExit as e: assert e.code == 0\n"
-        "assert '--batch-size' in out.getvalue()\n"
+        f"{body}"
         "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip().splitlines()
+
+
+def test_help_does_not_import_tensorflow():
+    (imported,) = _in_fresh_process(
+        "    try: cli.main(['train', '--help'])\n"
+        "    except SystemExit as e: assert e.code == 0\n"
+        "assert '--batch-size' in out.getvalue()\n"
+    )
+    assert imported == "[]"
 
 
 def test_python_dash_m_is_the_same_command():
@@ -60,18 +69,11 @@ def test_list_table(capsys):
 
 
 def test_list_serves_the_table_without_building_or_importing_keras():
-    code = (
-        "import sys, contextlib, io\n"
-        "from keras_ultradeep import cli\n"
-        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+    counts, imported = _in_fresh_process(
         "    assert cli.main(['list']) == 0\n"
         "rows = {row.split()[0]: row.split() for row in out.getvalue().splitlines()[1:]}\n"
         "print(len(rows), rows['alexnet'][1], rows['densenet121'][1])\n"
-        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    counts, imported = result.stdout.strip().splitlines()
     # Every registered model, counted at its default input (AlexNet's head is
     # sized by it: 60,965,224 at 227x227, not 24,265,064 at the minimum).
     assert counts.split() == [str(len(ku.list_models())), "60,965,224", "8,062,504"]
