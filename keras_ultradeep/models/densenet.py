@@ -351,7 +351,10 @@ def _imagenet_doc(title, variant, config):
 DenseNet121, DenseNet169, DenseNet201, DenseNet264, DenseNet161 = contract.register_family(
     DenseNet,
     IMAGENET_FAMILY,
-    {variant: "DenseNet" + variant.removeprefix("densenet") for variant in IMAGENET_VARIANTS},
+    {
+        "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
+        "densenet264": "DenseNet264", "densenet161": "DenseNet161",
+    },
     doc=_imagenet_doc,
     # DenseNet-264 has no public checkpoint.
     default_weights=dict.fromkeys(("densenet121", "densenet169", "densenet201", "densenet161"), "imagenet"),

@@ -241,7 +241,10 @@ def _doc(title, variant, config):
 
 
 DPN68, DPN68b, DPN92, DPN98, DPN107, DPN131 = contract.register_family(
-    DPN, FAMILY, {variant: variant.upper().replace("B", "b") for variant in VARIANTS}, doc=_doc
+    DPN,
+    FAMILY,
+    {"dpn68": "DPN68", "dpn68b": "DPN68b", "dpn92": "DPN92", "dpn98": "DPN98", "dpn107": "DPN107", "dpn131": "DPN131"},
+    doc=_doc,
 )
 
 

@@ -213,7 +213,7 @@ def _keras_doc(title, variant, config):
 ResNet50V2, ResNet101V2, ResNet152V2 = contract.register_family(
     ResNetV2,
     KERAS_FAMILY,
-    {variant: variant.replace("resnet", "ResNet").replace("v2", "V2") for variant in KERAS_VARIANTS},
+    {"resnet50v2": "ResNet50V2", "resnet101v2": "ResNet101V2", "resnet152v2": "ResNet152V2"},
     doc=_keras_doc,
     default_weights=dict.fromkeys(KERAS_VARIANTS, "imagenet"),
 )
@@ -310,7 +310,10 @@ def _timm_doc(title, variant, config):
 PreActResNet18, PreActResNet34, PreActResNet50, PreActResNet101, PreActResNet152 = contract.register_family(
     PreActResNet,
     TIMM_FAMILY,
-    {variant: variant.replace("resnetv2_", "PreActResNet") for variant in TIMM_VARIANTS},
+    {
+        "resnetv2_18": "PreActResNet18", "resnetv2_34": "PreActResNet34", "resnetv2_50": "PreActResNet50",
+        "resnetv2_101": "PreActResNet101", "resnetv2_152": "PreActResNet152",
+    },
     doc=_timm_doc,
 )
 

@@ -263,7 +263,11 @@ def _doc(title, variant, config):
 VGG11, VGG11_LRN, VGG13, VGG16_C, VGG16, VGG19, VGG11_BN, VGG13_BN, VGG16_BN, VGG19_BN = contract.register_family(
     VGG,
     FAMILY,
-    {variant: variant.upper() for variant in DESCRIPTIONS},
+    {
+        "vgg11": "VGG11", "vgg11_lrn": "VGG11_LRN", "vgg13": "VGG13", "vgg16_c": "VGG16_C", "vgg16": "VGG16",
+        "vgg19": "VGG19", "vgg11_bn": "VGG11_BN", "vgg13_bn": "VGG13_BN", "vgg16_bn": "VGG16_BN",
+        "vgg19_bn": "VGG19_BN",
+    },
     doc=_doc,
     default_weights={"vgg16": "imagenet", "vgg19": "imagenet"},
 )
