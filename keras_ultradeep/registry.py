@@ -34,9 +34,10 @@ class Family:
         default_size, min_size: the input-side rules of every member.
         variants: ``{registry name: the family builder's configuration}``,
             the paper's (or timm's) table.
-        preprocessing: the ``preprocess_input`` mode its weights expect
-            (``"caffe"``, ``"tf"`` or ``"torch"``), for ``data_config``;
-            ``None`` where members differ (the variant tables say).
+        preprocessing: the mode the family module's ``preprocess_input``
+            applies by default (keras.applications' ``"caffe"``, ``"tf"``,
+            ``"torch"``, or a family's own such as DPN's ``"dpn"``), the one
+            its reference weights expect; a pretrained tag may say otherwise.
     """
 
     name: str

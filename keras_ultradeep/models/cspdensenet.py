@@ -247,7 +247,7 @@ def CSPDenseNet(
     )
 
 
-FAMILY = registry.Family("cspdensenet", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+FAMILY = registry.Family("cspdensenet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="torch")
 
 
 def _doc(title, variant, config):
@@ -271,7 +271,7 @@ CSPDenseNet121, CSPDenseNet201 = contract.register_family(
 def preprocess_input(x, data_format=None):
     """ImageNet mean/std on pixels scaled to [0, 1] (keras.applications' "torch"
     mode), as this package's DenseNets."""
-    return contract.preprocess_input(x, data_format, mode="torch")
+    return contract.preprocess_input(x, data_format, mode=FAMILY.preprocessing)
 
 
 decode_predictions = contract.decode_predictions

@@ -293,7 +293,7 @@ def CSPNet(
     )
 
 
-FAMILY = registry.Family("cspnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+FAMILY = registry.Family("cspnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="torch")
 
 
 def _doc(title, variant, config):
@@ -316,7 +316,7 @@ CSPResNet50, CSPResNeXt50, CSPDarkNet53 = contract.register_family(
 # ------------------------------------------------------------------ preprocessing
 
 
-def preprocess_input(x, data_format=None, mode="torch"):
+def preprocess_input(x, data_format=None, mode=FAMILY.preprocessing):
     """Pixels in [0, 255], RGB, to the models' input.
 
     ``mode="torch"`` (default): ImageNet's mean (0.485, 0.456, 0.406) and std

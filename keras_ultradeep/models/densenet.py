@@ -335,7 +335,9 @@ def DenseNet(
     )
 
 
-IMAGENET_FAMILY = registry.Family("densenet", IMAGENET_DEFAULT_SIZE, IMAGENET_MIN_SIZE, IMAGENET_VARIANTS)
+IMAGENET_FAMILY = registry.Family(
+    "densenet", IMAGENET_DEFAULT_SIZE, IMAGENET_MIN_SIZE, IMAGENET_VARIANTS, preprocessing="torch"
+)
 
 
 def _imagenet_doc(title, variant, config):
@@ -485,7 +487,7 @@ registry.register_variants(
 def preprocess_input(x, data_format=None):
     """Scales pixels to [0, 1] and normalizes with the ImageNet mean and std
     (keras.applications' "torch" mode, as the DenseNet weights expect)."""
-    return contract.preprocess_input(x, data_format, mode="torch")
+    return contract.preprocess_input(x, data_format, mode=IMAGENET_FAMILY.preprocessing)
 
 
 decode_predictions = contract.decode_predictions

@@ -228,7 +228,7 @@ def DPN(
     )
 
 
-FAMILY = registry.Family("dpn", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+FAMILY = registry.Family("dpn", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="dpn")
 
 
 def _doc(title, variant, config):
@@ -257,7 +257,7 @@ DPN_SCALE = 0.0167
 PREPROCESS_MODES = ("dpn", *contract.PREPROCESS_MODES)
 
 
-def preprocess_input(x, data_format=None, mode="dpn"):
+def preprocess_input(x, data_format=None, mode=FAMILY.preprocessing):
     """Pixels in [0, 255], RGB, to the models' input.
 
     ``mode="dpn"`` (default): ``(x - (124, 117, 104)) * 0.0167`` per channel,

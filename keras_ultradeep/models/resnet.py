@@ -213,7 +213,7 @@ def ResNet(
     )
 
 
-FAMILY = registry.Family("resnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+FAMILY = registry.Family("resnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="caffe")
 
 
 def _doc(title, variant, config):
@@ -393,7 +393,7 @@ registry.register_variants(
 # ------------------------------------------------------------------ preprocessing
 
 
-def preprocess_input(x, data_format=None, mode="caffe"):
+def preprocess_input(x, data_format=None, mode=FAMILY.preprocessing):
     """keras.applications' ResNet preprocessing: ``"caffe"`` (RGB to BGR, ImageNet
     mean subtracted, as the keras-form weights expect); ``mode="torch"`` for
     weights converted from timm/torchvision."""

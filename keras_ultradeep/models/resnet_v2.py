@@ -198,7 +198,11 @@ def ResNetV2(
 
 
 KERAS_FAMILY = registry.Family(
-    "resnet_v2", DEFAULT_SIZE, MIN_SIZE, {variant: dict(blocks=blocks) for variant, blocks in KERAS_VARIANTS.items()}
+    "resnet_v2",
+    DEFAULT_SIZE,
+    MIN_SIZE,
+    {variant: dict(blocks=blocks) for variant, blocks in KERAS_VARIANTS.items()},
+    preprocessing="tf",
 )
 
 
@@ -297,7 +301,7 @@ def PreActResNet(
     )
 
 
-TIMM_FAMILY = registry.Family("resnet_v2", DEFAULT_SIZE, MIN_SIZE, TIMM_VARIANTS)
+TIMM_FAMILY = registry.Family("resnet_v2", DEFAULT_SIZE, MIN_SIZE, TIMM_VARIANTS, preprocessing="tf")
 
 
 def _timm_doc(title, variant, config):
@@ -431,7 +435,7 @@ registry.register_variants(
 # ------------------------------------------------------------------ preprocessing
 
 
-def preprocess_input(x, data_format=None, mode="tf"):
+def preprocess_input(x, data_format=None, mode=KERAS_FAMILY.preprocessing):
     """keras.applications' ResNetV2 preprocessing: ``"tf"`` (pixels scaled to
     [-1, 1]), as its weights expect."""
     return _resnet_preprocess_input(x, data_format, mode=mode)

@@ -237,7 +237,7 @@ def VGG(
     )
 
 
-FAMILY = registry.Family("vgg", DEFAULT_SIZE, MIN_SIZE, VARIANTS)
+FAMILY = registry.Family("vgg", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="caffe")
 DESCRIPTIONS = {
     "vgg11": "configuration A, 11 weight layers",
     "vgg11_lrn": "configuration A-LRN, A with local response normalization",
@@ -276,7 +276,7 @@ VGG11, VGG11_LRN, VGG13, VGG16_C, VGG16, VGG19, VGG11_BN, VGG13_BN, VGG16_BN, VG
 # ------------------------------------------------------------------ preprocessing
 
 
-def preprocess_input(x, data_format=None, mode="caffe"):
+def preprocess_input(x, data_format=None, mode=FAMILY.preprocessing):
     """Pixels in [0, 255], RGB, to the models' input.
 
     ``mode="caffe"`` (default, keras.applications' VGG16/VGG19 weights): RGB
