@@ -207,8 +207,8 @@ def zoo_table(rows):
 def builder_modules(ku=None):
     """``{models module name: [registered names]}``: the module that defines each registered builder.
 
-    Variant builders are made by ``contract.variant_builder`` (their ``__module__`` is the
-    contract's), so a builder belongs to the models module that holds it as an attribute.
+    A builder belongs to the models module that holds it as an attribute (variant builders,
+    made by ``contract.variant_builder``, also carry that module as ``__module__``).
     """
     import importlib
     import pkgutil
