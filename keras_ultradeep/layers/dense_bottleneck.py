@@ -118,23 +118,17 @@ class DenseBottleneck(layers.Layer):
             y, mean, variance = self._function(xs, gamma, beta, kernel, statistics)
         else:
             # Weights go in as arguments, so the recomputed function reads no
-            # variable; the forward call's batch statistics leave through
-            # ``forward`` (the recomputation's are discarded).
-            forward = []
+            # variable. The batch statistics leave as outputs: a value kept
+            # aside from inside would, on JAX, be a tracer of the checkpointed
+            # trace (UnexpectedTracerError).
             count = len(xs)
 
             def function(*arguments):
-                y, mean, variance = self._function(
-                    list(arguments[:count]), *arguments[count:], statistics
-                )
-                if not forward:
-                    forward.append((mean, variance))
-                return y
+                return self._function(list(arguments[:count]), *arguments[count:], statistics)
 
             # Tensors, not variables (a variable read inside would be differentiated twice).
             gamma, beta, kernel = (ops.copy(w) for w in (gamma, beta, kernel))
-            y = keras.remat(function)(*xs, gamma, beta, kernel)
-            mean, variance = forward[0]
+            y, mean, variance = keras.remat(function)(*xs, gamma, beta, kernel)
         if batch_statistics:
             momentum = self.norm.momentum
             mean, variance = ops.stop_gradient(mean), ops.stop_gradient(variance)
