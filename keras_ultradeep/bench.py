@@ -4,6 +4,14 @@
 --compare keras`` measures our model and keras.applications' DenseNet121 in
 alternating worker processes (one per configuration, so that peak memory is
 each configuration's own) and prints both and their ratio.
+``--backend tensorflow --backend jax --backend torch`` measures ours on each
+Keras backend, one worker process per backend (the backend is fixed when Keras
+is imported), alternating with the reference round after round.
+
+``jit_compile``: ``None`` leaves each backend its own default (Keras' "auto":
+XLA on JAX, none on a CPU-only TensorFlow, eager PyTorch); ``True`` asks for
+XLA (TensorFlow, JAX) or ``torch.compile`` (PyTorch); ``False`` for none
+(on JAX that is op-by-op eager execution, far slower than its default).
 
 A worker (``python -m keras_ultradeep.bench --worker SPEC``) builds the model,
 runs ``warmup`` untimed steps and ``steps`` timed ones, and prints one JSON
@@ -27,10 +35,11 @@ import time
 
 from keras_ultradeep import checks
 
-__all__ = ["MODES", "COMPARE", "benchmark", "KERAS_EQUIVALENTS", "TIMM_EQUIVALENTS"]
+__all__ = ["MODES", "COMPARE", "BACKENDS", "benchmark", "KERAS_EQUIVALENTS", "TIMM_EQUIVALENTS"]
 
 MODES = ("train", "infer", "build")
 COMPARE = ("keras", "timm")
+BACKENDS = ("tensorflow", "jax", "torch")
 # Registry families whose builders take ``memory_efficient``.
 MEMORY_EFFICIENT_FAMILIES = ("densenet", "densenet_cifar")
 
@@ -60,6 +69,25 @@ TIMM_EQUIVALENTS = frozenset(
 # ------------------------------------------------------------------ arguments
 
 
+def _backends(backends):
+    """The backends as a tuple of distinct names, each installed."""
+    import importlib.util
+
+    if isinstance(backends, str):
+        backends = (backends,)
+    if not isinstance(backends, (tuple, list)) or not backends:
+        raise ValueError(f"backend: expected one or more of {BACKENDS}, got {backends!r}")
+    for backend in backends:
+        checks.one_of(backend, "backend", BACKENDS)
+        if importlib.util.find_spec(backend) is None:
+            raise ValueError(
+                f"backend: {backend} is not installed (pip install \"keras-ultradeep[{backend}]\")"
+            )
+    if len(set(backends)) != len(backends):
+        raise ValueError(f"backend: {list(backends)} names a backend twice")
+    return tuple(backends)
+
+
 def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compile, mixed_precision,
           compare, model_kwargs, memory_efficient=False):
     """Validates every argument (before any process starts) and returns the worker spec."""
@@ -76,6 +104,8 @@ def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compil
     if size < entry.min_size:
         raise ValueError(f"input_size: {model_name} needs at least {entry.min_size}, got {size}")
     checks.boolean(memory_efficient, "memory_efficient")
+    if jit_compile not in (None, True, False):
+        raise TypeError(f"jit_compile: expected True, False or None (the backend's default), got {jit_compile!r}")
     model_kwargs = dict(model_kwargs or {})
     if memory_efficient:
         if entry.family not in MEMORY_EFFICIENT_FAMILIES:
@@ -106,7 +136,7 @@ def _spec(model_name, *, mode, batch_size, steps, warmup, input_size, jit_compil
         "steps": steps,
         "warmup": warmup,
         "input_size": size,
-        "jit_compile": bool(jit_compile),
+        "jit_compile": jit_compile,
         "mixed_precision": bool(mixed_precision),
         "reference": reference,
         "compare": compare,
@@ -159,7 +189,7 @@ def _keras_worker(spec):
         model.compile(
             optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
             loss="sparse_categorical_crossentropy",
-            jit_compile=spec["jit_compile"],
+            jit_compile="auto" if spec["jit_compile"] is None else spec["jit_compile"],
         )
         step = (lambda: model.train_on_batch(x, y)) if spec["mode"] == "train" else (
             lambda: model.predict_on_batch(x)
@@ -169,15 +199,35 @@ def _keras_worker(spec):
             step()
             if i >= spec["warmup"]:
                 steps.append(time.perf_counter() - start)
-    peak = _peak_rss_mb()
-    try:
+    summary = _summary(build_seconds, steps, spec["batch_size"], _accelerator_peak_mb() or _peak_rss_mb())
+    summary["backend"] = keras.backend.backend()
+    # What "auto" became (None in build mode, where nothing is compiled).
+    summary["jit_compile"] = bool(model.jit_compile) if spec["mode"] != "build" else None
+    return summary
+
+
+def _accelerator_peak_mb():
+    """The accelerator allocator's peak in MB on this worker's backend, or None on CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
         if tf.config.list_physical_devices("GPU"):
-            peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-    except (ImportError, ValueError):
-        pass
-    return _summary(build_seconds, steps, spec["batch_size"], peak)
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            return (device.memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20 or None
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+    return None
 
 
 def _timm_worker(spec):
@@ -233,56 +283,82 @@ def _timm_worker(spec):
     return _summary(build_seconds, steps, spec["batch_size"], peak)
 
 
-def _run_worker(spec, side):
+def _run_worker(spec, side, backend="tensorflow"):
     command = [sys.executable, "-m", "keras_ultradeep.bench", "--worker", json.dumps({**spec, "side": side})]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # The backend is fixed when Keras is imported: one process per backend.
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
+        where = f" on {backend}" if side == "ours" else ""
         raise RuntimeError(
-            f"the {side} benchmark of {spec['model']} failed (exit {result.returncode}):\n"
+            f"the {side} benchmark of {spec['model']}{where} failed (exit {result.returncode}):\n"
             f"{result.stderr[-2000:]}"
         )
     return json.loads(lines[-1])
 
 
+KEYS = ("images_per_sec", "peak_memory_mb", "build_seconds")
+
+
+def _median(runs, key):
+    values = [run[key] for run in runs if run[key] is not None]
+    return statistics.median(values) if values else None
+
+
 def benchmark(model_name, *, mode="train", batch_size=32, steps=10, warmup=2, input_size=None,
-              jit_compile=False, mixed_precision=False, compare=None, model_kwargs=None, rounds=1,
-              memory_efficient=False):
+              jit_compile=None, mixed_precision=False, compare=None, model_kwargs=None, rounds=1,
+              memory_efficient=False, backend="tensorflow"):
     """Measures ``model_name`` (and ``compare``'s reference) in worker processes.
 
-    Ours and the reference run alternately, ``rounds`` times each; every
-    figure reported is the median over rounds. ``memory_efficient=True`` builds
-    ours with ``memory_efficient=True`` (DenseNet's recomputed bottlenecks).
+    ``backend`` is a Keras backend or a list of them: ours runs once per
+    backend and round, each in its own process, alternating with the
+    reference (once per round), ``rounds`` times; every figure reported is
+    the median over rounds. ``memory_efficient=True`` builds ours with
+    ``memory_efficient=True`` (DenseNet's recomputed bottlenecks).
+    ``jit_compile=None`` is each backend's default (see the module's doc).
 
     Returns:
-        ``{"model", "mode", ..., "images_per_sec", "peak_memory_mb",
-        "build_seconds", "compare": {... the reference's figures, "ratio"}}``.
+        ``{"model", "mode", ..., "backend", "images_per_sec", "peak_memory_mb",
+        "build_seconds", "compare": {... the reference's figures, "ratio"},
+        "backends": {backend: {"images_per_sec", ..., "jit_compile", "ratio"}}}``;
+        the top-level figures are the first backend's.
     """
     spec = _spec(
         model_name, mode=mode, batch_size=batch_size, steps=steps, warmup=warmup,
         input_size=input_size, jit_compile=jit_compile, mixed_precision=mixed_precision,
         compare=compare, model_kwargs=model_kwargs, memory_efficient=memory_efficient,
     )
+    backends = _backends(backend)
     checks.positive_int(rounds, "rounds")
-    ours, theirs = [], []
+    ours = {name: [] for name in backends}
+    theirs = []
     for _ in range(rounds):
-        ours.append(_run_worker(spec, "ours"))
+        for name in backends:
+            ours[name].append(_run_worker(spec, "ours", name))
         if spec["reference"] is not None:
             theirs.append(_run_worker(spec, "reference"))
 
-    def median(runs, key):
-        values = [run[key] for run in runs if run[key] is not None]
-        return statistics.median(values) if values else None
-
-    keys = ("images_per_sec", "peak_memory_mb", "build_seconds")
-    result = {k: v for k, v in spec.items() if k not in ("reference", "compare")}
-    result.update({key: median(ours, key) for key in keys})
+    reference = None
     if theirs:
-        reference = {"name": f"{compare}:{spec['reference']}", **{key: median(theirs, key) for key in keys}}
-        reference["ratio"] = {
-            key: (result[key] / reference[key]) if result[key] and reference[key] else None for key in keys
-        }
-        result["compare"] = reference
+        reference = {"name": f"{compare}:{spec['reference']}", **{key: _median(theirs, key) for key in KEYS}}
+    per_backend = {}
+    for name, runs in ours.items():
+        figures = {key: _median(runs, key) for key in KEYS}
+        figures["jit_compile"] = runs[0]["jit_compile"]
+        if reference is not None:
+            figures["ratio"] = {
+                key: (figures[key] / reference[key]) if figures[key] and reference[key] else None for key in KEYS
+            }
+        per_backend[name] = figures
+
+    first = per_backend[backends[0]]
+    result = {k: v for k, v in spec.items() if k not in ("reference", "compare")}
+    result["backend"] = backends[0]
+    result.update({key: first[key] for key in KEYS})
+    if reference is not None:
+        result["compare"] = {**reference, "ratio": first["ratio"]}
+    result["backends"] = per_backend
     return result
 
 

@@ -86,13 +86,21 @@ class _Format:
     keras_format: str  # Model.export's name for it
     run: object  # runs the exported artifact on a batch
     suffix: str = ""  # a file format's required suffix ("" for a folder)
-    modules: tuple = ()  # what it needs beyond TensorFlow: (import name, pip name)
+    # Keras backend -> what Keras' export needs there beyond the backend: (import name, pip name).
+    # A backend not listed cannot export this format (Keras has no converter from it).
+    backends: dict = dataclasses.field(default_factory=lambda: {"tensorflow": ()})
 
 
 _FORMATS = {
-    "saved_model": _Format("tf_saved_model", _run_saved_model),
+    # On JAX Keras converts through jax2tf; PyTorch has no SavedModel path.
+    "saved_model": _Format("tf_saved_model", _run_saved_model, backends={"tensorflow": (), "jax": ()}),
+    # PyTorch would need litert-torch (not an extra here); JAX has no LiteRT path in Keras.
     "tflite": _Format("litert", _run_tflite, ".tflite"),
-    "onnx": _Format("onnx", _run_onnx, ".onnx", (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime"))),
+    "onnx": _Format("onnx", _run_onnx, ".onnx", backends={
+        "tensorflow": (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime")),
+        "jax": (("jax2onnx", "jax2onnx"), ("onnxruntime", "onnxruntime")),
+        "torch": (("onnxruntime", "onnxruntime"),),
+    }),
 }
 SUPPORTED_FORMATS = tuple(_FORMATS)
 
@@ -102,11 +110,20 @@ def _check_format(format, output):
     spec = _FORMATS[format]
     if spec.suffix and output.suffix.lower() != spec.suffix:
         raise ValueError(f"output: a {format} export is a file ending in {spec.suffix!r}, got {str(output)!r}")
-    missing = [pip for module, pip in spec.modules if importlib.util.find_spec(module) is None]
+    import keras
+
+    backend = keras.backend.backend()
+    if backend not in spec.backends:
+        raise ValueError(
+            f"format: a {format} export needs the {' or '.join(spec.backends)} backend of Keras, and Keras "
+            f"runs on {backend} here; run it with KERAS_BACKEND={next(iter(spec.backends))}"
+        )
+    missing = [pip for module, pip in spec.backends[backend] if importlib.util.find_spec(module) is None]
     if missing:
         raise ValueError(
             f"format: {format!r} needs {' and '.join(missing)}; install them with "
-            f'pip install "keras-ultradeep[export]"'
+            + ('pip install "keras-ultradeep[export]"' if backend == "tensorflow"
+               else f"pip install {' '.join(missing)} (on the {backend} backend)")
         )
     return spec
 

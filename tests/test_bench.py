@@ -74,6 +74,32 @@ def test_compare_timm():
     assert result["compare"]["images_per_sec"] > 0
 
 
+@pytest.mark.torch
+def test_backends_each_in_its_worker(capsys):
+    """One worker process per backend; each reports its own backend and what "auto" became."""
+    status, out, err = _run(
+        capsys, "bench", "densenet40_k12", *TINY, "--input-size", "8", "--mode", "infer", "--batch-size", "2",
+        "--steps", "1", "--warmup", "1", "--backend", "jax,torch", "--backend", "tensorflow", "--json",
+    )
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert list(result["backends"]) == ["jax", "torch", "tensorflow"]
+    assert result["backend"] == "jax" and result["images_per_sec"] == result["backends"]["jax"]["images_per_sec"]
+    # Keras' defaults: XLA on JAX, eager PyTorch, no XLA on a CPU-only TensorFlow.
+    assert [figures["jit_compile"] for figures in result["backends"].values()] == [True, False, False]
+    assert all(figures["images_per_sec"] > 0 for figures in result["backends"].values())
+    assert "keras_ultradeep densenet40_k12 (jax, XLA)" in out and "(torch)" in out
+
+
+def test_jit_compile_flag_reaches_the_worker(capsys):
+    status, out, err = _run(
+        capsys, "bench", "densenet40_k12", *TINY, "--input-size", "8", "--mode", "infer", "--batch-size", "2",
+        "--steps", "1", "--warmup", "0", "--jit-compile", "--backend", "tensorflow", "--json",
+    )
+    assert status == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["backends"]["tensorflow"]["jit_compile"] is True
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -87,6 +113,8 @@ def test_compare_timm():
         (["densenet121", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
         (["densenet12"], "MODEL: unknown model 'densenet12'"),
         (["resnet18", "--memory-efficient"], "--memory-efficient: resnet18 has no memory-efficient form"),
+        (["resnet18", "--backend", "mxnet"], "--backend: expected one of 'tensorflow', 'jax', 'torch', got 'mxnet'"),
+        (["resnet18", "--backend", "jax,jax"], "--backend: ['jax', 'jax'] names a backend twice"),
     ],
 )
 def test_errors(capsys, argv, message):

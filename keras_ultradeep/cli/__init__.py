@@ -7,7 +7,7 @@
     keras-ultradeep export MODEL_FILE --format saved_model --output PATH [--overwrite]
     keras-ultradeep tune FAMILY --dataset NAME --max-trials N --epochs N --output DIR
     keras-ultradeep convert MODEL CHECKPOINT OUTPUT
-    keras-ultradeep bench MODEL --mode train|infer|build --batch-size B --steps N [--memory-efficient] [--compare keras|timm]
+    keras-ultradeep bench MODEL --mode train|infer|build --batch-size B --steps N [--memory-efficient] [--compare keras|timm] [--backend tensorflow,jax,torch]
 
 One module per command group (:mod:`.models`, :mod:`.training`,
 :mod:`.export`), each with an ``add_commands(commands)``; a command parses

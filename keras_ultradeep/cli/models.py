@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from keras_ultradeep.cli.common import (
     FAILURE,
     USAGE_ERROR,
@@ -62,6 +64,10 @@ def _summary(args):
     )
 
 
+def _backend_list(text):
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _bench(args):
     import json
 
@@ -80,6 +86,7 @@ def _bench(args):
         model_kwargs=model_kwargs(args.model_kwargs),
         rounds=args.rounds,
         memory_efficient=args.memory_efficient,
+        backend=args.backend or ["tensorflow"],
     )
 
     def show(label, figures):
@@ -89,18 +96,20 @@ def _bench(args):
 
     print(f"{args.model_name}: {args.mode}, batch {result['batch_size']}, "
           f"{result['input_size']}x{result['input_size']}, {args.steps} steps"
-          f"{', XLA' if args.jit_compile else ''}{', mixed precision' if args.mixed_precision else ''}"
+          f"{', mixed precision' if args.mixed_precision else ''}"
           f"{', memory-efficient' if args.memory_efficient else ''}")
     print(f"{'':32s} {'images/s':>10} {'peak MB':>12} {'build s':>9}")
-    show("keras_ultradeep " + args.model_name, result)
+    for backend, figures in result["backends"].items():
+        jit = (", torch.compile" if backend == "torch" else ", XLA") if figures["jit_compile"] else ""
+        show(f"keras_ultradeep {args.model_name}" + (f" ({backend}{jit})" if args.backend else ""), figures)
     if "compare" in result:
         reference = result["compare"]
         show(reference["name"], reference)
-        ratio = reference["ratio"]
-        print(
-            "ratio (ours / reference): "
-            + ", ".join(f"{key} {value:.3f}" for key, value in ratio.items() if value is not None)
-        )
+        for backend, figures in result["backends"].items():
+            print(
+                "ratio (ours / reference)" + (f" on {backend}" if args.backend else "") + ": "
+                + ", ".join(f"{key} {value:.3f}" for key, value in figures["ratio"].items() if value is not None)
+            )
     if args.json:
         print(json.dumps(result))
 
@@ -144,7 +153,16 @@ def add_commands(commands):
     sub.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     sub.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     sub.add_argument("--input-size", type=int, help="the image side (default: the model's default size)")
-    sub.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    sub.add_argument(
+        "--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+        help="XLA on TensorFlow and JAX, torch.compile on PyTorch; --no-jit-compile for none "
+        "(default: each backend's own: XLA on JAX only)",
+    )
+    sub.add_argument(
+        "--backend", type=_backend_list, action="extend", metavar="NAME[,NAME]",
+        help="tensorflow, jax or torch; repeatable or comma-separated, one worker process per backend "
+        "(default: tensorflow)",
+    )
     sub.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (AMP for timm on GPU)")
     sub.add_argument(
         "--memory-efficient", action="store_true",

@@ -10,10 +10,17 @@
   nothing, and resume from the chief's checkpoints (the folder must be shared).
 
 The batch size is global: each of N replicas gets ``batch_size / N``.
+
+These are TensorFlow's. On the JAX backend ``mirrored`` is Keras' own
+``keras.distribution.DataParallel`` over every JAX device (the GPUs, or the
+host's devices: ``XLA_FLAGS=--xla_force_host_platform_device_count=N``);
+``multi_worker`` and, on PyTorch, ``mirrored`` raise a ``ValueError`` naming
+the backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -24,8 +31,21 @@ __all__ = ["STRATEGIES", "adapt_to_multi_worker", "check_strategy", "is_chief", 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 
 
+def _backend():
+    import keras
+
+    return keras.backend.backend()
+
+
 def check_strategy(name):
     checks.one_of(name, "distribute", STRATEGIES)
+    backend = _backend()
+    supported = {"tensorflow": STRATEGIES, "jax": ("none", "mirrored")}.get(backend, ("none",))
+    if name not in supported:
+        raise ValueError(
+            f"distribute: {name} is tf.distribute's and Keras runs on {backend} here "
+            f"(KERAS_BACKEND); on {backend} it can be {' or '.join(supported)}; use KERAS_BACKEND=tensorflow"
+        )
     if name == "multi_worker":
         config = os.environ.get("TF_CONFIG")
         try:
@@ -40,10 +60,31 @@ def check_strategy(name):
     return name
 
 
+class _KerasDistribution:
+    """What training uses of a strategy, for Keras' own distribution API (JAX) or none."""
+
+    cluster_resolver = None
+
+    def __init__(self, replicas):
+        self.num_replicas_in_sync = replicas
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
 def make_strategy(name):
+    check_strategy(name)
+    if _backend() != "tensorflow":
+        if name == "none":
+            return _KerasDistribution(1)
+        import keras
+
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return _KerasDistribution(len(devices))
+
     import tensorflow as tf
 
-    check_strategy(name)
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":

@@ -1,0 +1,141 @@
+"""Every backend: the custom layers, a model of each family and the weight files
+written on TensorFlow give the same numbers on JAX and PyTorch; each family
+trains a step (float32 and mixed_float16) and round-trips through ``.keras``
+(safe_mode) there; every registered model builds and predicts there.
+
+Keras fixes its backend when imported, so each backend runs
+tests/backends_worker.py in a process of its own: TensorFlow writes the
+reference (weights, ``.keras`` files, outputs) and the other backend loads it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+WORKER = Path(__file__).with_name("backends_worker.py")
+OTHERS = ("jax", "torch")
+# The 12 families a new user tried first (issue 17), the heavy checks' smoke table.
+SMOKE_FAMILIES = (
+    "densenet_cifar", "resnet_cifar", "fractalnet", "dpn", "cspnet", "highway", "alexnet",
+    "inception_v4", "rir", "drn", "lenet", "inception_resnet_v1",
+)
+
+
+def _run(backend, part, folder, mode, **env):
+    result = subprocess.run(
+        [sys.executable, str(WORKER), part, str(folder), mode],
+        env={**os.environ, "KERAS_BACKEND": backend, **env},
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, f"{part} on {backend} failed:\n{result.stderr[-4000:]}"
+    return json.loads((Path(folder) / f"{part}.{backend}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """TensorFlow's files and outputs, written once per part on first use."""
+    folders = {}
+
+    def get(part, **env):
+        if part not in folders:
+            folder = tmp_path_factory.mktemp(f"backends_{part}")
+            _run("tensorflow", part, folder, "reference", **env)
+            folders[part] = folder
+        return folders[part]
+
+    return get
+
+
+def _relative(expected, actual):
+    return float(np.max(np.abs(expected - actual)) / max(1.0, float(np.max(np.abs(expected)))))
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_layers_match_tensorflow(backend, reference):
+    folder = reference("layers")
+    cases = _run(backend, "layers", folder, "check")
+    random_forms = cases.pop("random_forms")
+    assert random_forms == dict.fromkeys(
+        ("stochastic_depth_inference", "stochastic_depth_training", "drop_path_sampler", "fractal_join_local"), True
+    ), backend
+    assert len(cases) == 18
+    for name, keys in cases.items():
+        expected = np.load(folder / f"layer_{name}.tensorflow.npz")
+        actual = np.load(folder / f"layer_{name}.{backend}.npz")
+        assert sorted(expected.files) == keys
+        for key in keys:
+            assert expected[key].shape == actual[key].shape, (name, key)
+            # Inference and training outputs, and the weights after one SGD step (the gradients).
+            assert _relative(expected[key], actual[key]) < 2e-5, (name, key, backend)
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_families_load_train_and_round_trip(backend, reference):
+    families = ",".join(SMOKE_FAMILIES)
+    folder = reference("families", BACKENDS_FAMILIES=families)
+    results = _run(backend, "families", folder, "check", BACKENDS_FAMILIES=families)
+    assert sorted(results) == sorted(SMOKE_FAMILIES)
+    for family in results:
+        expected = np.load(folder / f"family_{family}.tensorflow.npz")["predicted"]
+        actual = np.load(folder / f"family_{family}.{backend}.npz")
+        # TensorFlow's weights file and its .keras file (safe_mode), and this backend's own .keras.
+        for key in ("predicted", "loaded", "round_trip"):
+            assert _relative(expected, actual[key]) < 1e-4, (family, key, backend)
+        assert np.std(expected) > 1e-3, family  # the outputs depend on the input and the weights
+        for policy in ("float32", "mixed_float16"):
+            assert np.isfinite(actual[f"{policy}_loss"]), (family, policy)
+            assert actual[f"{policy}_finite"] and actual[f"{policy}_head_moved"], (family, policy)
+        assert "float16" in actual["mixed_float16_compute_dtypes"], family
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("backend", OTHERS)
+def test_tensorflow_weight_files(backend, reference):
+    """keras.applications' legacy .h5 (ResNet-50) and a converted timm checkpoint (ResNet-18)."""
+    folder = reference("weights")
+    _run(backend, "weights", folder, "check")
+    expected = np.load(folder / "weights.tensorflow.npz")
+    actual = np.load(folder / f"weights.{backend}.npz")
+    assert _relative(expected["applications"], actual["applications"]) < 1e-4
+    assert _relative(expected["converted"], actual["converted"]) < 1e-4
+    assert _relative(expected["timm"], expected["converted"]) < 1e-4  # the conversion itself
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", OTHERS)
+def test_every_registered_model_builds_and_predicts(backend, tmp_path):
+    import keras_ultradeep as ku
+
+    results = _run(backend, "models", tmp_path, "check")
+    assert sorted(results) == sorted(ku.list_models())
+    for name, figures in results.items():
+        assert figures["shape"] == [1, 5] and figures["finite"], (name, figures)
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_tensorflow_only_features_work_or_name_the_backend(backend, tmp_path):
+    # Two host devices, so that JAX's DataParallel has replicas to spread over.
+    results = _run(backend, "features", tmp_path, "check", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    works = {"jax": ("export_saved_model",), "torch": ("export_onnx",)}[backend]
+    for key in works:  # Keras exports these from this backend; verified by running the export
+        assert results[key]["difference"] <= 1e-5, (key, results[key])
+    for key in ("export_saved_model", "export_tflite", "export_onnx"):
+        if key in works:
+            continue
+        if backend == "jax" and key == "export_onnx":  # Keras converts through jax2onnx, not installed here
+            assert results[key]["error"].startswith("format: 'onnx' needs jax2onnx"), results[key]
+        else:
+            assert f"Keras runs on {backend} here; run it with KERAS_BACKEND=tensorflow" in results[key]["error"]
+        assert not results[key]["written"]
+    assert results["distribute_none"]["replicas"] == 1
+    if backend == "jax":  # train --distribute mirrored: Keras' DataParallel over the JAX devices
+        assert results["distribute_mirrored"] == {"replicas": 2, "distribution": "DataParallel"}
+    else:
+        assert "mirrored is tf.distribute's and Keras runs on torch here" in results["distribute_mirrored"]["error"]
+    assert f"multi_worker is tf.distribute's and Keras runs on {backend} here" in (
+        results["distribute_multi_worker"]["error"])
