@@ -183,11 +183,13 @@ def families_part(folder, mode):
         else:
             model.load_weights(weights_file)
             loaded = keras.models.load_model(folder / f"family_{family}.keras", safe_mode=True)
-            arrays = {"predicted": model.predict_on_batch(x), "loaded": loaded.predict_on_batch(x)}
+            # predict_on_batch: compiled as users run it (XLA on JAX); the other
+            # two calls run eagerly, which on JAX skips a compilation each.
+            arrays = {"predicted": model.predict_on_batch(x), "loaded": _numpy(loaded(x, training=False))}
             # Saved on this backend and loaded back.
             model.save(folder / f"family_{family}.{BACKEND}.keras")
             again = keras.models.load_model(folder / f"family_{family}.{BACKEND}.keras", safe_mode=True)
-            arrays["round_trip"] = again.predict_on_batch(x)
+            arrays["round_trip"] = _numpy(again(x, training=False))
             arrays.update(_training_steps(build, side, x))
         np.savez(folder / f"family_{family}.{BACKEND}.npz", **arrays)
         results[family] = sorted(arrays)
@@ -209,7 +211,10 @@ def _training_steps(build, side, x):
         if policy == "mixed_float16":
             # A unit loss scale: the default 2**15 may overflow on the first step, which is then skipped.
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1.0)
-        model.compile(optimizer, "sparse_categorical_crossentropy")
+        # The float32 step compiled as users run it; the mixed one eagerly (on
+        # JAX, a second compilation of the same graph would double the cost).
+        model.compile(optimizer, "sparse_categorical_crossentropy",
+                      jit_compile="auto" if policy == "float32" else False)
         head = keras.ops.convert_to_numpy(model.trainable_weights[-1]).copy()
         loss = model.train_on_batch(x, y)
         loss = loss[0] if isinstance(loss, (list, tuple)) else loss
