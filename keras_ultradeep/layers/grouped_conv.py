@@ -43,6 +43,18 @@ def _tf_grouped_convolution(inputs, kernel, *, strides, padding, dilations, grou
             x_groups = tf.split(x, groups, axis=-1)
             k_groups = tf.split(k, groups, axis=-1)
             dy_groups = tf.split(dy, groups, axis=-1)
+            if max(dilations) > 1:
+                # The raw backprop ops have no dilated CPU kernel ("Current CPU implementations
+                # do not yet support dilation rates larger than 1"); tf.nn.convolution's own
+                # gradient (through space-to-batch) has, at the cost of a forward pass per group.
+                pairs = []
+                for x_group, k_group, dy_group in zip(x_groups, k_groups, dy_groups):
+                    with tf.GradientTape() as tape:
+                        tape.watch([x_group, k_group])
+                        y_group = tf.nn.convolution(x_group, k_group, strides=strides, padding=padding,
+                                                    dilations=dilations)
+                    pairs.append(tape.gradient(y_group, [x_group, k_group], output_gradients=dy_group))
+                return tf.concat([p[0] for p in pairs], axis=-1), tf.concat([p[1] for p in pairs], axis=-1)
             options = dict(strides=strides4, padding=padding, dilations=dilations4)
             dx = tf.concat(
                 [
