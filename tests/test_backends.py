@@ -1,7 +1,7 @@
 """Every backend: the custom layers, a model of each family and the weight files
 written on TensorFlow give the same numbers on JAX and PyTorch; each family
 trains a step (float32 and mixed_float16) and round-trips through ``.keras``
-(safe_mode) there; every registered model builds and predicts there.
+(safe_mode) there; export and ``train --distribute`` work there or name the backend.
 
 Keras fixes its backend when imported, so each backend runs
 tests/backends_worker.py in a process of its own: TensorFlow writes the
@@ -86,7 +86,8 @@ def test_families_load_train_and_round_trip(backend, reference):
         # TensorFlow's weights file and its .keras file (safe_mode), and this backend's own .keras.
         for key in ("predicted", "loaded", "round_trip"):
             assert _relative(expected, actual[key]) < 1e-4, (family, key, backend)
-        assert np.std(expected) > 1e-3, family  # the outputs depend on the input and the weights
+        # Logits that depend on the input (a constant output would hide a wrong backend).
+        assert np.std(expected, axis=0).max() > 1e-3, family
         for policy in ("float32", "mixed_float16"):
             assert np.isfinite(actual[f"{policy}_loss"]), (family, policy)
             assert actual[f"{policy}_finite"] and actual[f"{policy}_head_moved"], (family, policy)
@@ -104,17 +105,7 @@ def test_tensorflow_weight_files(backend, reference):
     assert _relative(expected["applications"], actual["applications"]) < 1e-4
     assert _relative(expected["converted"], actual["converted"]) < 1e-4
     assert _relative(expected["timm"], expected["converted"]) < 1e-4  # the conversion itself
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", OTHERS)
-def test_every_registered_model_builds_and_predicts(backend, tmp_path):
-    import keras_ultradeep as ku
-
-    results = _run(backend, "models", tmp_path, "check")
-    assert sorted(results) == sorted(ku.list_models())
-    for name, figures in results.items():
-        assert figures["shape"] == [1, 5] and figures["finite"], (name, figures)
+    assert np.std(expected["applications"], axis=0).max() > 1e-3 and np.std(expected["timm"], axis=0).max() > 1e-3
 
 
 @pytest.mark.parametrize("backend", OTHERS)
