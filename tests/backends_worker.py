@@ -45,11 +45,6 @@ def _wrap(layer, *shapes):
     return keras.Model(inputs, outputs)
 
 
-def _join(layer):
-    inputs = [keras.Input((4, 4, 3)) for _ in range(3)]
-    return keras.Model(inputs, layer(inputs))
-
-
 def _bottleneck(recompute):
     inputs = [keras.Input((5, 5, 6)), keras.Input((5, 5, 2))]
     # A layer before and after, so that the recomputed gradient reaches weights on both sides.
@@ -57,31 +52,26 @@ def _bottleneck(recompute):
     return keras.Model(inputs, kl.Conv2D(4, 3)(x))
 
 
-# name -> (a model around one layer; trains: whether a step of SGD is compared too).
-# Stochastic layers are compared in inference and, for training, at rates that
-# make them deterministic; test_backends checks their random form separately.
-LAYER_CASES = {
-    "grouped_conv": (lambda: _wrap(ul.GroupedConv2D(8, 3, groups=4, padding="same", use_bias=True), (6, 6, 8)), True),
-    "grouped_conv_strided": (lambda: _wrap(ul.GroupedConv2D(6, 3, groups=2, strides=2), (7, 7, 4)), True),
-    "grouped_conv_dilated": (lambda: _wrap(ul.GroupedConv2D(4, 3, groups=2, dilation_rate=2, padding="same"), (7, 7, 4)), True),
-    "lrn": (lambda: _wrap(ul.LocalResponseNormalization(size=5, alpha=1e-2, beta=0.75, k=2.0), (4, 4, 7)), False),
-    "fractal_join": (lambda: _join(ul.FractalJoin(local_drop_path=0.0)), False),
-    "stochastic_depth": (lambda: _wrap(ul.StochasticDepth(survival_prob=0.8), (4, 4, 3), (4, 4, 3)), False),
-    "stochastic_depth_inverted": (
-        lambda: _wrap(ul.StochasticDepth(survival_prob=0.8, scale="training"), (4, 4, 3), (4, 4, 3)), False
-    ),
-    "highway": (lambda: _wrap(ul.HighwayConv2D(kernel_size=3), (5, 5, 4)), True),
-    "residual_scaling": (lambda: _wrap(ul.ResidualScaling(scale=0.2), (4, 4, 3), (4, 4, 3)), True),
-    "dense_bottleneck_remat": (lambda: _bottleneck(True), True),
-    "dense_bottleneck": (lambda: _bottleneck(False), True),
-    "zero_pad_shortcut": (lambda: _wrap(ul.ZeroPadShortcut(8, strides=2), (5, 5, 3)), False),
-    "symmetric_max_pool": (lambda: _wrap(ul.SymmetricMaxPooling2D(3, 2, padding=1), (7, 7, 3)), False),
-    "adaptive_avg_pool": (lambda: _wrap(ul.AdaptiveAveragePooling2DTorch(3), (7, 5, 3)), False),
-    "channel_split": (lambda: _wrap(ul.ChannelSplit(2), (4, 4, 6)), False),
-    "connection_table_conv": (lambda: _wrap(ul.ConnectionTableConv2D(), (9, 9, 6)), True),
-    "subsampling": (lambda: _wrap(ul.Subsampling2D(2), (6, 6, 3)), True),
-    "euclidean_rbf": (lambda: _wrap(ul.EuclideanRBF(5), (12,)), True),
-}
+def _layer_cases():
+    """name -> (a model around one layer; random: whether its training form is random).
+
+    Every case of tests/layer_cases.py (the shared harness's table: each exported
+    layer), and variants whose code paths differ by backend. Random training
+    forms are compared in inference, and checked by :func:`_random_forms`.
+    """
+    from layer_cases import CASES
+
+    cases = {case.layer: (case.model, case.random_in_training) for case in CASES}
+    cases.update({
+        "GroupedConv2D-valid-bias": (lambda: _wrap(ul.GroupedConv2D(6, 3, groups=2, use_bias=True), (7, 7, 4)), False),
+        "GroupedConv2D-dilated": (
+            lambda: _wrap(ul.GroupedConv2D(4, 3, groups=2, dilation_rate=2, padding="same"), (7, 7, 4)), False),
+        "DenseBottleneck-remat-between-layers": (lambda: _bottleneck(True), False),
+        "DenseBottleneck-plain-between-layers": (lambda: _bottleneck(False), False),
+        "StochasticDepth-inverted": (
+            lambda: _wrap(ul.StochasticDepth(0.8, scale="training"), (4, 4, 3), (4, 4, 3)), True),
+    })
+    return cases
 
 
 def _inputs(model, seed=0):
@@ -126,7 +116,7 @@ def _train_step(model, inputs):
 
 def layers_part(folder, mode):
     results = {}
-    for name, (build, trains) in LAYER_CASES.items():
+    for name, (build, random) in _layer_cases().items():
         keras.utils.set_random_seed(0)
         model = build()
         path = folder / f"layer_{name}.keras"
@@ -137,10 +127,10 @@ def layers_part(folder, mode):
             model = keras.models.load_model(path, safe_mode=True)
         inputs = _inputs(model)
         arrays = {f"infer{i}": a for i, a in enumerate(_outputs(model, inputs))}
-        arrays.update({f"train{i}": a for i, a in enumerate(_outputs(model, inputs, training=True))}
-                      if name not in ("stochastic_depth", "stochastic_depth_inverted") else {})
-        if trains:
-            arrays.update({f"stepped{i}": w for i, w in enumerate(_train_step(model, inputs))})
+        if not random:
+            arrays.update({f"train{i}": a for i, a in enumerate(_outputs(model, inputs, training=True))})
+            if model.trainable_weights:
+                arrays.update({f"stepped{i}": w for i, w in enumerate(_train_step(model, inputs))})
         np.savez(folder / f"layer_{name}.{BACKEND}.npz", **arrays)
         results[name] = sorted(arrays)
     results["random_forms"] = _random_forms()
