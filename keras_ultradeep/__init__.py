@@ -120,6 +120,7 @@ _LAZY = {
     "count_macs": "keras_ultradeep.stats",
     "feature_extractor": "keras_ultradeep.features",
     "convert_checkpoint": "keras_ultradeep.convert",
+    "data_config": "keras_ultradeep.contract",
 }
 
 __all__ = ["create_model", "list_models", *_LAZY]

@@ -9,6 +9,7 @@ its weights.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -17,12 +18,15 @@ import keras
 
 from keras_ultradeep import checks, registry
 from keras_ultradeep import weights as weights_lib
+from keras_ultradeep.convert import common as convert_common
 
 __all__ = [
     "application",
     "obtain_input_shape",
     "classifier_head",
     "pretrained_option",
+    "data_config",
+    "is_pretrained",
     "preprocess_input",
     "decode_predictions",
     "ensure_recursion_limit",
@@ -33,34 +37,88 @@ PREPROCESS_MODES = ("caffe", "tf", "torch")
 
 
 def _resolve_weights(model_name, weights):
-    """``None``, a manifest entry or a local weights path; validates only."""
+    """``None``, a :class:`weights.Weights` row or a local file; validates only.
+
+    A string is a local file when one exists there, else a pretrained tag
+    (``"imagenet"``, ``"ra_in1k"``, ``"<arch>.<tag>"``, ``"timm/<arch>.<tag>"``).
+    """
     if weights is None:
         return None
     if isinstance(weights, os.PathLike):
         weights = os.fspath(weights)
-    tags = weights_lib.pretrained_tags(model_name)
     if not isinstance(weights, str):
+        tags = weights_lib.tags(model_name)
         raise TypeError(
             "weights: expected None, a pretrained tag "
             f"{tags if tags else '(none for this model)'} or a file path, got {weights!r}"
         )
-    if weights in tags:
-        return weights_lib.find_entry(model_name, weights)
     if os.path.isfile(weights):
-        if not weights.lower().endswith(weights_lib.KERAS_WEIGHT_SUFFIXES):
+        suffixes = weights_lib.KERAS_WEIGHT_SUFFIXES + weights_lib.CHECKPOINT_SUFFIXES
+        if not weights.lower().endswith(suffixes):
             raise ValueError(
-                f"weights: expected a Keras weights file ending in "
-                f"{', '.join(weights_lib.KERAS_WEIGHT_SUFFIXES)}, got {weights!r}; "
-                "convert a timm/torchvision checkpoint first with "
-                "`keras-ultradeep convert` or keras_ultradeep.convert.convert_checkpoint"
+                f"weights: expected a Keras weights file ({', '.join(weights_lib.KERAS_WEIGHT_SUFFIXES)}) "
+                f"or a timm/torchvision checkpoint ({', '.join(weights_lib.CHECKPOINT_SUFFIXES)}), "
+                f"got {weights!r}"
             )
         return Path(weights)
-    available = ", ".join(repr(t) for t in tags) if tags else f"none for {model_name!r}"
-    raise ValueError(
-        "weights: expected None (random initialization), a pretrained tag "
-        f"(available: {available}) or the path to an existing weights file; "
-        f"got {weights!r}"
+    row = weights_lib.resolve(model_name, weights)
+    if row is None:
+        raise weights_lib.unknown_weights_error(model_name, weights)
+    if row.arch != model_name and _family(row.arch) != _family(model_name):
+        raise ValueError(
+            f"weights: {row.name} are weights of {row.arch!r}, which is not a model of "
+            f"{model_name!r}'s family; build {row.arch!r} instead"
+        )
+    return row
+
+
+def _family(model_name):
+    try:
+        return registry.model_entry(model_name).family
+    except ValueError:  # a custom configuration of a family builder
+        return None
+
+
+def is_pretrained(model_name, weights):
+    """Whether ``weights`` names a pretrained tag (not a file) for ``model_name``."""
+    return isinstance(_resolve_weights(model_name, weights), weights_lib.Weights)
+
+
+def _layer_fingerprint(model):
+    """The names and shapes of ``model``'s weights, hashed: what a cached
+    conversion must have been made for."""
+    text = "\n".join(f"{w.path}:{tuple(w.shape)}" for w in model.weights)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _mapping(row):
+    return convert_common.family_module(registry.model_entry(row.arch).family)
+
+
+def _load_checkpoint(model, path, mapping):
+    convert_common.convert_into(model, convert_common.load_state_dict(path), mapping)
+
+
+def _load_pretrained(model, row, include_top):
+    """Loads ``row`` into ``model``: keras.applications' file as it is, a
+    timm/torchvision checkpoint through its cached conversion."""
+    if row.format == "keras-h5":
+        weights_lib.load_weights_file(model, weights_lib.keras_file(row, include_top))
+        return
+    mapping = _mapping(row)
+
+    def convert(source, dest):
+        _load_checkpoint(model, source, mapping)
+        model.save_weights(dest)
+
+    path = weights_lib.converted_file(
+        row,
+        include_top=include_top,
+        fingerprint=_layer_fingerprint(model),
+        converter_version=convert_common.converter_version(mapping),
+        convert=convert,
     )
+    weights_lib.load_weights_file(model, path)
 
 
 def _check_classifier_activation(classifier_activation, pretrained_top):
@@ -227,7 +285,7 @@ def application(
     checks.positive_int(classes, "classes")
     checks.string(name, "name")
     resolved = _resolve_weights(model_name, weights)
-    pretrained = isinstance(resolved, weights_lib.WeightsEntry)
+    pretrained = isinstance(resolved, weights_lib.Weights)
     if pretrained and include_top and classes != resolved.classes:
         raise ValueError(
             f"classes: weights={weights!r} with include_top=True has {resolved.classes} "
@@ -263,8 +321,9 @@ def application(
     model = keras.Model(inputs, x, name=name)
 
     if pretrained:
-        path = weights_lib.fetch(resolved, model, include_top)
-        weights_lib.load_weights_file(model, path)
+        _load_pretrained(model, resolved, include_top)
+    elif resolved is not None and str(resolved).lower().endswith(weights_lib.CHECKPOINT_SUFFIXES):
+        _load_checkpoint(model, resolved, convert_common.family_module(_family(model_name), "weights"))
     elif resolved is not None:
         weights_lib.load_weights_file(model, resolved)
     return model
@@ -318,7 +377,7 @@ def variant_builder(family_builder, variant, title, config, *, default_weights=N
         return family_builder(**config, **keras_arguments(locals()), model_name=variant, **knobs)
 
     builder.__name__ = builder.__qualname__ = title
-    builder.__module__ = family_builder.__module__  # where the family is, for docs and listings
+    builder.__module__ = family_builder.__module__  # the family's module: docs, listings, its preprocess_input
     builder.__doc__ = doc or f"{title}: ``{family_builder.__name__}`` with {config}."
     return builder
 
@@ -362,8 +421,71 @@ def pretrained_option(model_name, weights, key, default):
     ``architecture`` and a builder uses this when the user leaves the option
     unset.
     """
-    entry = weights_lib.find_entry(model_name, weights) if isinstance(weights, str) else None
-    return entry.architecture.get(key, default) if entry is not None else default
+    if not isinstance(weights, str) or os.path.isfile(weights):
+        return default
+    row = weights_lib.resolve(model_name, weights, warn=False)
+    return row.architecture.get(key, default) if row is not None else default
+
+
+def _affine_preprocessing(preprocess):
+    """mean, std (on [0, 1]) and channel order of an affine ``preprocess_input``,
+    read off its outputs for a few probe pixels."""
+    import numpy as np
+
+    probe = np.array([[[[0.0, 0.0, 0.0], [255.0, 255.0, 255.0], [10.0, 100.0, 200.0]]]], "float32")
+    out = np.asarray(keras.ops.convert_to_numpy(preprocess(probe.copy())), "float64")[0, 0]
+    slope = (out[1] - out[0]) / 255.0  # per output channel: y = slope * pixel + offset
+    std = 1.0 / (255.0 * slope)
+    mean = -out[0] * std
+    order = "BGR" if np.allclose(out[2], slope * probe[0, 0, 2, ::-1] + out[0], atol=1e-3) else "RGB"
+    if order == "BGR":  # the constants in the input's (RGB) order
+        mean, std = mean[::-1], std[::-1]
+    return {
+        "mean": tuple(round(float(v), 6) for v in mean),
+        "std": tuple(round(float(v), 6) for v in std),
+        "channel_order": order,
+    }
+
+
+def data_config(name_or_tag):
+    """How to prepare images for a model or a pretrained tag, as timm's data config.
+
+    ``name_or_tag`` is a registry name (``"resnet50"``: its default weights'
+    config, or its family's preprocessing when it has no weights), a tag
+    (``"inception_v4.tf_in1k"``, ``"timm/dpn68b.ra_in1k"``) or ``"<name>.imagenet"``.
+
+    Returns:
+        ``{"input_size": (H, W, 3), "test_input_size": (H, W, 3),
+        "interpolation": "bilinear" | "bicubic", "crop_pct": float,
+        "crop_mode": "center", "mean": (r, g, b), "std": (r, g, b),
+        "channel_order": "RGB" | "BGR"}``: mean and std on the [0, 1] pixel
+        scale (``(pixels / 255 - mean) / std``), channels-last sizes;
+        ``channel_order`` is ``"BGR"`` only for keras.applications' caffe-mode
+        files, which also take their channels reversed.
+    """
+    arch, tag = registry.split_name(name_or_tag)
+    row = weights_lib.resolve(arch, tag or "imagenet", warn=False)
+    if row is None and tag is not None:
+        raise weights_lib.unknown_weights_error(arch, tag).with_traceback(None)
+    if row is not None:
+        return row.data_config()
+    entry = registry.model_entry(arch)
+    module = sys.modules[entry.builder.__module__]
+    size = (entry.default_size, entry.default_size, 3)
+    preprocess = getattr(module, "preprocess_input", None)
+    scale = (
+        _affine_preprocessing(preprocess)
+        if preprocess is not None
+        else {"mean": (0.0, 0.0, 0.0), "std": (1 / 255,) * 3, "channel_order": "RGB"}
+    )
+    return {
+        "input_size": size,
+        "test_input_size": size,
+        "interpolation": "bilinear",
+        "crop_pct": 0.875,
+        "crop_mode": "center",
+        **scale,
+    }
 
 
 def preprocess_input(x, data_format=None, *, mode):

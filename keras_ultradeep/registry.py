@@ -11,7 +11,10 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
+import os
 from typing import Any, Callable
+
+from keras_ultradeep import weights as weights_lib
 
 __all__ = [
     "Family",
@@ -22,6 +25,7 @@ __all__ = [
     "create_model",
     "model_entry",
     "resolve_name",
+    "split_name",
 ]
 
 
@@ -133,14 +137,17 @@ def model_entry(name) -> ModelEntry:
     return _registry()[resolve_name(name)]
 
 
-def list_models(pattern="*", weights=None):
+def list_models(pattern="*", weights=None, *, pretrained=False):
     """Sorted registered names matching ``pattern`` (fnmatch wildcards).
 
     Args:
-        pattern: a wildcard pattern such as ``"densenet*"``.
+        pattern: a wildcard pattern such as ``"densenet*"`` (with
+            ``pretrained=True``, matched against ``"<arch>.<tag>"``).
         weights: ``None``/``False`` lists every model; ``True`` only models
             with pretrained weights; a tag string (e.g. ``"imagenet"``) only
             models that have weights under that tag.
+        pretrained: list every pretrained ``"<arch>.<tag>"`` instead, as
+            ``timm.list_models(pretrained=True)`` does.
     """
     if not isinstance(pattern, str):
         raise TypeError(f"pattern: expected a wildcard string, got {type(pattern).__name__}")
@@ -148,26 +155,53 @@ def list_models(pattern="*", weights=None):
         raise TypeError(
             f"weights: expected None, True or a weights tag string, got {weights!r}"
         )
+    if not isinstance(pretrained, bool):
+        raise TypeError(f"pretrained: expected True or False, got {pretrained!r}")
+    if pretrained:
+        return [name for name in weights_lib.list_pretrained(pattern) if name.split(".")[0] in _registry()]
     names = sorted(n for n in _registry() if fnmatch.fnmatchcase(n, pattern))
     if weights is None or weights is False:
         return names
-    from keras_ultradeep import weights as weights_lib  # lazy: reads the manifest
 
     def keep(name):
-        tags = weights_lib.pretrained_tags(name)
-        return bool(tags) if weights is True else weights in tags
+        if weights is True:
+            return bool(weights_lib.tags(name))
+        return weights_lib.resolve(name, weights, warn=False) is not None
 
     return [n for n in names if keep(n)]
+
+
+def split_name(name):
+    """``(registry name, tag or None)`` of ``"<arch>"``, ``"<arch>.<tag>"`` or
+    ``"timm/<arch>.<tag>"``; a ``ValueError`` for an unknown architecture."""
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a model name string, got {type(name).__name__}")
+    bare = name.removeprefix("timm/")
+    if bare in _registry() or "." not in bare:
+        return resolve_name(bare), None
+    arch, _, tag = bare.partition(".")
+    return resolve_name(arch), tag
 
 
 def create_model(name, /, **kwargs):
     """Builds the registered model ``name`` with ``kwargs`` overriding its defaults.
 
     ``name`` may carry a weights tag the way timm names do
-    (``"densenet121.tv_in1k"``); it then defaults ``weights`` to that tag.
+    (``"dpn68b.ra_in1k"``); it then defaults ``weights`` to that tag. A bare
+    tag in ``weights`` (``weights="ra_in1k"``) is this model's tag.
     """
-    if isinstance(name, str) and "." in name and name not in _registry():
-        name, tag = name.split(".", 1)
-        model_entry(name)
+    arch, tag = split_name(name)
+    if tag is not None:
         kwargs.setdefault("weights", tag)
-    return model_entry(name).build(**kwargs)
+    weights = kwargs.get("weights")
+    # Qualified, the tag means this registry name's weights even where two
+    # names share a builder (vgg16 and vgg16_keras): the builder sees only
+    # its own configuration.
+    if (
+        isinstance(weights, str)
+        and "." not in weights
+        and not os.path.exists(weights)
+        and weights_lib.resolve(arch, weights, warn=False) is not None
+    ):
+        kwargs["weights"] = f"{arch}.{weights}"
+    return model_entry(arch).build(**kwargs)

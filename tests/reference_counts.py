@@ -6,8 +6,8 @@ not, so those are compared with the trainable count.
 
 # Exact: keras.applications' documented totals.
 KERAS_TOTAL = {
-    "inception_resnet_v2": 55_873_736,
-    "inception_v3": 23_851_784,
+    "inception_resnet_v2_keras": 55_873_736,
+    "inception_v3_keras": 23_851_784,
     "densenet121": 8_062_504,
     "densenet169": 14_307_880,
     "densenet201": 20_242_984,
@@ -20,13 +20,13 @@ KERAS_TOTAL = {
 # paper's DenseNet-BC (L=100, k=12) with 10 classes.
 TRAINABLE = {
     "inception_v4": 42_679_816,  # timm
-    "inception_resnet_v2_timm": 55_843_464,  # timm
+    "inception_resnet_v2": 55_843_464,  # timm
     # torchvision googlenet; GoogLeNet as BVLC's prototxt computes (ARCHITECTURE_FACTS part 2, 1);
     # BN-Inception without conv biases (Cadene's port with them: 11,295,240); timm inception_v3.
     "googlenet": 6_998_552,
     "googlenet_tv": 6_624_904,
     "bn_inception": 11_285_224,
-    "inception_v3_timm": 23_834_568,
+    "inception_v3": 23_834_568,
     # torchvision's AlexNet; OverFeat's counts from the official weight files (ARCHITECTURE_FACTS 6).
     "alexnet_tv": 61_100_840,
     "overfeat_fast": 145_920_872,

@@ -1,11 +1,10 @@
 """Checkpoint conversion: timm parity with every tensor randomized, strictness, errors,
-and pretrained timm weights through ``weights.fetch`` against a local server.
+and a checkpoint refused for a model it does not fit.
 
 Parity bound (ARCHITECTURES.md, timm-compatible): max abs logit difference
 <= 1e-4 * max(1, max |timm logit|).
 """
 
-import hashlib
 import sys
 
 
@@ -15,16 +14,11 @@ import pytest  # noqa: E402
 
 import keras_ultradeep as ku  # noqa: E402
 from keras_ultradeep import convert  # noqa: E402
-from keras_ultradeep import weights as weights_lib  # noqa: E402
 from keras_ultradeep.convert import densenet as densenet_names  # noqa: E402
 from timm_models import assert_parity  # noqa: E402
 
 PARITY_SHAPE = (64, 64, 3)
 TIMM_EPS = 1e-5
-
-
-def _sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def _files_in(folder):
@@ -259,96 +253,22 @@ def test_convert_checkpoint_argument_errors(tmp_path):
     assert _files_in(tmp_path) == ["model.safetensors"]
 
 
-# ------------------------------------------- pretrained timm weights via fetch
-
-
-@pytest.fixture
-def served_timm_weights(timm_checkpoint, file_server, monkeypatch):
-    """The randomized timm densenet121 published on the local server as tv_in1k."""
-    root, url_of, requests = file_server
-    reference, checkpoint = timm_checkpoint("densenet121")
-    (root / "model.safetensors").write_bytes(checkpoint.read_bytes())
-
-    def publish(digest):
-        entry = weights_lib.WeightsEntry(
-            model="densenet121",
-            tag="tv_in1k",
-            source="timm",
-            format="safetensors",
-            files={"checkpoint": {
-                "url": url_of("model.safetensors"),
-                "file_name": "densenet121.tv_in1k.safetensors",
-                "hash": "sha256:" + digest,
-            }},
-            classes=1000,
-            licence="test",
-            preprocessing={"mode": "torch"},
-            accuracy={"top1": 74.75},
-            architecture={"batch_norm_epsilon": TIMM_EPS},
-        )
-        monkeypatch.setattr(weights_lib, "manifest", lambda: (entry,))
-
-    publish(_sha256(checkpoint))
-    return reference, requests, publish
+# ------------------------------------------------- a checkpoint for another model
 
 
 @pytest.mark.torch
-def test_pretrained_timm_weights_convert_once_and_match(served_timm_weights, rng, monkeypatch):
-    reference, requests, _ = served_timm_weights
-    small = rng.normal(0.0, 1.0, (2,) + PARITY_SHAPE).astype("float32")
-    expected = _timm_outputs(reference, small, pooled=True)
+def test_convert_refuses_a_checkpoint_for_another_model_and_names_it(timm_checkpoint, tmp_path, capsys):
+    """timm's inception_v3 checkpoint does not fit keras.applications' form:
+    nothing is written, the exit status is non-zero, and the error names the
+    registered model it fits."""
+    from keras_ultradeep import cli
 
-    def build():
-        return ku.DenseNet121(weights="tv_in1k", include_top=False, input_shape=PARITY_SHAPE, pooling="avg")
-
-    features = build()
-    assert features.get_layer("conv1_bn").epsilon == TIMM_EPS  # from the entry
-    _assert_parity(_keras_outputs(features, small), expected, "densenet121 tv_in1k notop")
-    assert requests == ["/model.safetensors"]
-    converted = weights_lib.cache_dir("keras_ultradeep") / "densenet121.tv_in1k_notop.weights.h5"
-    stamp = converted.with_name(converted.name + ".sha256")
-    assert stamp.read_text().strip() == _sha256(converted)
-
-    # The second build loads the cached conversion: no request, no conversion.
-    def no_conversion(*args):
-        raise AssertionError("converted again")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(convert, "convert_into", no_conversion)
-        _assert_parity(_keras_outputs(build(), small), expected, "densenet121 tv_in1k notop cached")
-    assert requests == ["/model.safetensors"]
-
-    full = rng.normal(0.0, 1.0, (1, 224, 224, 3)).astype("float32")
-    model = ku.DenseNet121(weights="tv_in1k", classifier_activation=None)
-    _assert_parity(_keras_outputs(model, full), _timm_outputs(reference, full), "densenet121 tv_in1k top")
-    assert requests == ["/model.safetensors"]  # the checkpoint was cached too
-
-
-@pytest.mark.torch
-def test_pretrained_timm_weights_with_wrong_hash(served_timm_weights):
-    _, requests, publish = served_timm_weights
-    publish("0" * 64)
-    with pytest.raises(ValueError, match="does not match its published sha256"):
-        ku.DenseNet121(weights="tv_in1k", include_top=False, input_shape=(32, 32, 3))
-    assert requests == ["/model.safetensors"]
-    assert _files_in(weights_lib.cache_dir().parent) == []
-
-
-@pytest.mark.torch
-def test_conversion_script_reproduces_a_manifest_tag(served_timm_weights, tmp_path, capsys):
-    import importlib.util
-    import pathlib
-
-    script = pathlib.Path(__file__).parent.parent / "weights" / "scripts" / "convert_timm_densenet.py"
-    spec = importlib.util.spec_from_file_location("convert_timm_densenet", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # no network at import
-    _, requests, _ = served_timm_weights
-    assert requests == []
-
+    _, checkpoint = timm_checkpoint("inception_v3")
     output = tmp_path / "out.weights.h5"
-    module.main(["densenet121", "tv_in1k", "--notop", "--output", str(output)])
-    assert capsys.readouterr().out.split() == [f"sha256:{_sha256(output)}", str(output)]
-    assert requests == ["/model.safetensors"]
-    with pytest.raises(SystemExit, match="neither an existing file nor a weights tag"):
-        module.main(["densenet121", "no_such_tag"])
+    status = cli.main(["convert", "inception_v3_keras", str(checkpoint), str(output)])
+    assert status != 0
+    error = capsys.readouterr().err
+    assert "does not fit 'inception_v3_keras'" in error and "It fits 'inception_v3'" in error
+    assert not output.exists() and _files_in(tmp_path) == []
+    assert cli.main(["convert", "inception_v3", str(checkpoint), str(output)]) == 0
+    assert output.is_file()

@@ -112,7 +112,7 @@ def timm_pair():
     pytest.importorskip("torch")
     reference = calibrated_timm("inception_resnet_v2", seed=0)
     model = build_float64(
-        ku.create_model, "inception_resnet_v2_timm", input_shape=(SIZE, SIZE, 3), classifier_activation=None
+        ku.create_model, "inception_resnet_v2", input_shape=(SIZE, SIZE, 3), classifier_activation=None
     )
     state = {key: value.numpy() for key, value in reference.state_dict().items()}
     convert.convert_into(model, state, "inception_resnet_v2")
@@ -122,12 +122,12 @@ def timm_pair():
 @pytest.mark.torch
 def test_timm_parity_and_parameter_count(trainable, timm_pair, rng):
     reference, model = timm_pair
-    assert model.name == "inception_resnet_v2_timm"
+    assert model.name == "inception_resnet_v2"
     assert trainable(model) == sum(p.numel() for p in reference.parameters()) == TIMM_IRV2_PARAMS
     assert model.count_params() == TIMM_IRV2_PARAMS + 2 * IRV2_BN_MAPS
     # timm = keras.applications + BatchNorm's gamma.
     assert TIMM_IRV2_PARAMS - IRV2_BN_MAPS == KERAS_IRV2_TOTAL - 2 * IRV2_BN_MAPS
-    assert check_parity(reference, model, rng, "inception_resnet_v2_timm") <= 1e-9
+    assert check_parity(reference, model, rng, "inception_resnet_v2 (timm)") <= 1e-9
 
 
 @pytest.mark.torch
@@ -160,7 +160,7 @@ def test_inception_resnet_v1_structure_and_derived_count(trainable):
     assert model.get_layer("block17_1_branch1_1").kernel_size == (1, 7)
     assert model.layers[-1].name == "predictions" and model.get_layer("head_drop").rate == 0.2
     assert ku.list_models("inception_resnet*") == [
-        "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_timm"
+        "inception_resnet_v1", "inception_resnet_v2", "inception_resnet_v2_keras"
     ]
 
 

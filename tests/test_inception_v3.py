@@ -102,7 +102,7 @@ def test_timm_parity_and_parameter_count(trainable, rng):
     x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
     with torch.no_grad():
         expected = reference(_nchw(x)).numpy()
-    assert_parity(_numpy(model(x, training=False)), expected, "inception_v3_timm")
+    assert_parity(_numpy(model(x, training=False)), expected, "inception_v3 (timm)")
     # The keras form has no BatchNorm gamma: the checkpoint does not fit it.
     with pytest.raises(ValueError, match="does not fit model 'inception_v3'"):
         convert.convert_into(
@@ -136,7 +136,7 @@ def test_timm_parity_with_the_aux_head(trainable, rng):
         main, aux = (t.numpy() for t in reference(_nchw(x)))
     got_main, got_aux = (_numpy(y) for y in model(x, training=False))
     relative = (_relative(got_main, main), _relative(got_aux, aux))
-    print(f"\nparity inception_v3_timm main/aux: {relative[0]:.2e}, {relative[1]:.2e}")
+    print(f"\nparity inception_v3 (timm) main/aux: {relative[0]:.2e}, {relative[1]:.2e}")
     assert max(relative) <= 1e-4
 
 
@@ -151,13 +151,15 @@ def test_aux_head_takes_a_pretrained_trunk_and_weighs_0_4(file_server, monkeypat
     root, url_of, _ = file_server
     plain = InceptionV3(weights=None, input_shape=(299, 299, 3))
     plain.save_weights(root / "plain.weights.h5")
-    entry = weights_lib.WeightsEntry(
-        model="inception_v3", tag="imagenet", source="keras-applications", format="keras-h5",
+    from keras_ultradeep.weights import table
+
+    row = weights_lib.Weights(
+        arch="inception_v3_keras", tag="imagenet", source="keras-applications", format="keras-h5",
         files={"top": {"url": url_of("plain.weights.h5"), "file_name": "plain.weights.h5",
                        "hash": "sha256:" + weights_lib.file_hash(root / "plain.weights.h5")}},
-        classes=1000, licence="test", preprocessing={}, accuracy={},
+        classes=1000, licence="test", top1={}, data={},
     )
-    monkeypatch.setattr(weights_lib, "manifest", lambda: (entry,))
+    monkeypatch.setattr(table, "index", lambda: {"inception_v3_keras": {"imagenet": row}})
     model = InceptionV3(aux_logits=True, weights="imagenet", input_shape=(299, 299, 3))
     assert list(model.output_names) == ["predictions", "aux_predictions"]
     assert inception_v3.aux_loss_weights(model) == {"predictions": 1.0, "aux_predictions": 0.4}
@@ -195,7 +197,7 @@ def test_preprocess_input_is_keras():
         inception_v3.preprocess_input(pixels.copy()),
         keras.applications.inception_v3.preprocess_input(pixels.copy()),
     )
-    assert ku.create_model("inception_v3", weights=None, input_shape=SMALL).name == "inception_v3"
+    assert ku.create_model("inception_v3_keras", weights=None, input_shape=SMALL).name == "inception_v3"
 
 
 # --------------------------------------------------------------- bad knobs

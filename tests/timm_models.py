@@ -63,3 +63,33 @@ def assert_parity(got, expected, what, bound=1e-4, varying_bound=1e-3):
         f"{what}: the input-dependent part differs by {varying:.2e} of its size (> {varying_bound:g})"
     )
     return diff, varying
+
+
+def calibrated_timm(name, seed, size, batch=4):
+    """timm's ``name`` with He-normal weights, random biases and BatchNorm
+    statistics measured on ``batch`` random images of ``size``, then perturbed,
+    and random BatchNorm gamma/beta: every layer's output stays normalised and
+    input-dependent (with default initialization a deep net's logits barely
+    depend on the input, and a wrong stride or padding could hide)."""
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(seed)
+    model = timm.create_model(name, pretrained=False)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    module.bias.normal_(0.0, 0.1)
+            elif isinstance(module, torch.nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None  # a cumulative average: the batch's statistics
+        model.train()
+        model(torch.randn(batch, 3, size, size))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.1)
+                module.running_mean.add_(torch.randn_like(module.running_mean) * 0.1 * module.running_var.sqrt())
+                module.running_var.mul_(torch.empty_like(module.running_var).uniform_(0.8, 1.25))
+    return model.eval()

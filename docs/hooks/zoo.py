@@ -122,14 +122,13 @@ def check_zoo(registered, zoo):
 
 
 def _weights_cell(name, weights_lib):
-    cells = []
-    for entry in weights_lib.manifest():
-        if entry.model != name:
-            continue
-        urls = [spec.get("url", "") for spec in entry.files.values()]
-        host = re.sub(r"^https?://([^/]+)/.*$", r"\1", urls[0]) if urls else ""
-        tags = " = ".join(f"`{t}`" for t in entry.tags)
-        cells.append(f"{tags} ({entry.source}" + (f", {host})" if host else ")"))
+    rows = [weights_lib.find(name, tag) for tag in weights_lib.tags(name)]
+    by_source = {}
+    for row in rows:
+        by_source.setdefault(row.source, []).append(f"`{row.tag}`")
+    cells = [f"{', '.join(tags)} ({source})" for source, tags in by_source.items()]
+    if len(rows) > 4:  # the full list is on the weights page
+        cells = [f"{len(rows)} tags, [see weights](weights.md#{name.replace('_', '-')})"]
     return "<br>".join(cells) or "–"
 
 

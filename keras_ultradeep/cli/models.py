@@ -16,20 +16,37 @@ from keras_ultradeep.cli.common import (
 __all__ = ["add_commands"]
 
 
+def _list_weights(pattern):
+    from keras_ultradeep import weights
+
+    names = weights.list_pretrained(pattern) or weights.list_pretrained(f"{pattern}.*")
+    if not names:
+        raise UserError(f"PATTERN: no pretrained weights match {pattern!r}", FAILURE)
+    width = max(len("TAG"), *map(len, names))
+    print(f"{'TAG':<{width}}  {'LICENCE':<14}  {'TOP-1':>20}  {'INPUT':>7}  SOURCE")
+    for name in names:
+        arch, tag = name.split(".", 1)
+        row = weights.find(arch, tag)
+        top1 = ", ".join(f"{value:.2f}@{side}" for side, value in row.top1.items()) or "-"
+        height, width_px, _ = row.data["input_size"]
+        licence = row.licence.split(" ")[0]
+        print(f"{name:<{width}}  {licence:<14}  {top1:>20}  {f'{height}x{width_px}':>7}  {row.source}")
+
+
 def _list(args):
     import fnmatch
 
     from keras_ultradeep import weights, zoo
 
+    if args.weights:
+        return _list_weights(args.pattern)
+
     # From the shipped table (a test holds it to the registry): no model is
     # built, and not even Keras is imported.
     table = zoo.table()
     names = sorted(name for name in table if fnmatch.fnmatchcase(name, args.pattern))
-    if args.weights:
-        names = [name for name in names if weights.pretrained_tags(name)]
     if not names:
-        which = "with pretrained weights " if args.weights else ""
-        raise UserError(f"PATTERN: no registered model {which}matches {args.pattern!r}", FAILURE)
+        raise UserError(f"PATTERN: no registered model matches {args.pattern!r}", FAILURE)
     width = max(len("NAME"), *map(len, names))
     print(f"{'NAME':<{width}}  {'PARAMS':>12}  {'TRAINABLE':>12}  {'INPUT':>7}  {'MIN':>3}  WEIGHTS")
     for name in names:
@@ -39,7 +56,7 @@ def _list(args):
             # Counted at the default input with the default head, as
             # keras.applications counts (a Flatten head's size depends on the input).
             total, trainable = f"{figures['params']:,}", f"{figures['trainable_params']:,}"
-        tags = ", ".join(weights.pretrained_tags(name)) or "-"
+        tags = ", ".join(weights.tags(name)) or "-"
         size = f"{figures['default_size']}x{figures['default_size']}"
         print(f"{name:<{width}}  {total:>12}  {trainable:>12}  {size:>7}  {figures['min_size']:>3}  {tags}")
 
@@ -126,7 +143,10 @@ def _convert(args):
 def add_commands(commands):
     sub = add_command(commands, "list", _list, help="the registered models, their sizes and weights")
     sub.add_argument("pattern", metavar="PATTERN", nargs="?", default="*", help="a wildcard such as 'densenet*'")
-    sub.add_argument("--weights", action="store_true", help="only models with pretrained weights")
+    sub.add_argument(
+        "--weights", action="store_true",
+        help="every pretrained <model>.<tag> instead: licence, ImageNet top-1 (timm's results), input size",
+    )
     sub.add_argument(
         "--no-params",
         dest="params",

@@ -2,78 +2,45 @@
 
 ``convert_checkpoint("densenet121", "model.safetensors", "out.weights.h5")``
 writes a Keras weights file that ``create_model(..., weights=path)`` loads.
-Pretrained tags with a timm source (``weights="tv_in1k"``) do the same on first
-use through :func:`keras_ultradeep.weights.fetch`.
 
-One module per registry family holds its name mapping; the layouts and the
-strict assignment are shared (``common.py``).
+One module per registry family holds its name mapping (``convert/<family>.py``);
+the layouts, the strict assignment and the family lookup are shared
+(``common.py``). The mappings import nothing above them, so the contract
+uses them to load pretrained tags; this module, which builds models by name,
+sits above the models.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 from pathlib import Path
 
-from keras_ultradeep.convert.common import CHECKPOINT_SUFFIXES, HEAD_LAYER, load_state_dict
-from keras_ultradeep.convert.common import plan_assignment as _plan_assignment
-from keras_ultradeep.convert.common import renamed_state_dict as _renamed_state_dict
+from keras_ultradeep import files, registry
+from keras_ultradeep.convert.common import (
+    CHECKPOINT_SUFFIXES,
+    HEAD_LAYER,
+    convert_into,
+    families,
+    family_module,
+    load_state_dict,
+    plan_assignment,
+    renamed_state_dict,
+)
 
 __all__ = ["load_state_dict", "convert_into", "convert_checkpoint", "families"]
 
-# A registry family's mapping module is ``convert/<family>.py``, imported on
-# first use; families that share another family's mapping are listed here.
-_ALIASES = {
-    "drn_a": "resnet",  # DRN-A-50 takes ResNet-50's tensors unchanged
-}
-_NOT_FAMILIES = {"common"}
-_FAMILIES = {
-    **{
-        info.name: f"{__name__}.{info.name}"
-        for info in pkgutil.iter_modules(__path__)
-        if info.name not in _NOT_FAMILIES and not info.name.startswith("_")
-    },
-    **{alias: f"{__name__}.{target}" for alias, target in _ALIASES.items()},
-}
-
-
-def families():
-    """The registry families that have a checkpoint converter."""
-    return tuple(sorted(_FAMILIES))
-
-
-def _family_module(family, argument="family"):
-    if family not in _FAMILIES:
-        raise ValueError(
-            f"{argument}: no checkpoint converter for family {family!r}; converters "
-            f"exist for: {', '.join(families())}"
-        )
-    return importlib.import_module(_FAMILIES[family])
-
-
-def convert_into(model, state_dict, family):
-    """Assigns a PyTorch ``state_dict`` (``{key: array}``) to a built ``model``.
-
-    All or nothing: a missing, unused or misshapen tensor raises
-    ``ValueError`` before any weight changes.
-    """
-    plan = _plan_assignment(model, state_dict, _family_module(family))
-    for variable, value in plan:
-        variable.assign(value)
-    return model
+# Models tried, in the failing model's family, to name the one a checkpoint fits.
+_MAX_CANDIDATES = 16
 
 
 def _check_arguments(model_name, checkpoint, output, model_kwargs):
-    from keras_ultradeep import registry
-
     if not isinstance(model_name, str):
         raise TypeError(f"model_name: expected a model name string, got {model_name!r}")
     try:
         entry = registry.model_entry(model_name)
     except ValueError as error:
         raise ValueError(f"model_name: {str(error).removeprefix('name: ')}") from None
-    family = _family_module(entry.family, "model_name")
+    family = family_module(entry.family, "model_name")
 
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"checkpoint: expected a file path, got {checkpoint!r}")
@@ -96,7 +63,33 @@ def _check_arguments(model_name, checkpoint, output, model_kwargs):
 
     if "weights" in model_kwargs:
         raise ValueError("model_kwargs: 'weights' cannot be set; the checkpoint is the weights")
-    return family, checkpoint, output
+    return entry, family, checkpoint, output
+
+
+def _build_for(model_name, family, state_dict, model_kwargs):
+    """The model ``model_name`` with the options the checkpoint was trained with."""
+    options = {**getattr(family, "ARCHITECTURE", {}), **model_kwargs}
+    head = family.torch_module(HEAD_LAYER)
+    head_weight = renamed_state_dict(state_dict, family).get(f"{head}.weight") if head else None
+    if options.get("include_top", True) and "classes" not in options and head_weight is not None:
+        options["classes"] = int(head_weight.shape[0])
+    return registry.create_model(model_name, weights=None, **options)
+
+
+def _fitting_model(entry, state_dict):
+    """A registered model of ``entry``'s family that the checkpoint fits, or ``None``."""
+    candidates = [
+        name for name in registry.list_models()
+        if name != entry.name and registry.model_entry(name).family == entry.family
+    ]
+    family = family_module(entry.family)
+    for name in candidates[:_MAX_CANDIDATES]:
+        try:
+            plan_assignment(_build_for(name, family, state_dict, {}), state_dict, family)
+        except ValueError:
+            continue
+        return name
+    return None
 
 
 def convert_checkpoint(model_name, checkpoint, output, **model_kwargs):
@@ -105,25 +98,24 @@ def convert_checkpoint(model_name, checkpoint, output, **model_kwargs):
     The model is built with the options the checkpoint was trained with (for
     DenseNet PyTorch's BatchNorm epsilon 1e-5, not keras.applications'
     1.001e-5) and ``classes`` from the checkpoint's classifier; ``model_kwargs``
-    override both. ``output`` appears only complete: it is written beside
-    itself and moved into place, and nothing is written if conversion fails.
+    override both. The checkpoint must fit the model exactly, else
+    ``ValueError`` (naming the registered model it fits, when one does) and
+    nothing is written; ``output`` appears only complete.
 
     Returns:
         The path of the written file.
     """
-    family, checkpoint, output = _check_arguments(model_name, checkpoint, output, model_kwargs)
+    entry, family, checkpoint, output = _check_arguments(model_name, checkpoint, output, model_kwargs)
     state_dict = load_state_dict(checkpoint)
-
-    options = {**getattr(family, "ARCHITECTURE", {}), **model_kwargs}
-    head = family.torch_module(HEAD_LAYER)
-    head_weight = _renamed_state_dict(state_dict, family).get(f"{head}.weight") if head else None
-    if options.get("include_top", True) and "classes" not in options and head_weight is not None:
-        options["classes"] = int(head_weight.shape[0])
-
-    from keras_ultradeep import registry
-    from keras_ultradeep import weights as weights_lib
-
-    model = registry.create_model(model_name, weights=None, **options)
-    convert_into(model, state_dict, registry.model_entry(model_name).family)
-    # weights.py owns the atomic write (a temp folder beside output, then os.replace).
-    return weights_lib._save_weights_atomically(model, output)
+    model = _build_for(model_name, family, state_dict, model_kwargs)
+    try:
+        plan = plan_assignment(model, state_dict, family)
+    except ValueError as error:
+        fits = _fitting_model(entry, state_dict)
+        hint = f"It fits {fits!r}: convert it with that name. " if fits else ""
+        raise ValueError(f"checkpoint: {str(checkpoint)!r} does not fit {model_name!r}. {hint}{error}") from None
+    for variable, value in plan:
+        variable.assign(value)
+    with files.atomic_path(output) as temp:
+        model.save_weights(temp)
+    return output

@@ -30,17 +30,32 @@ A family module provides:
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
+import keras
 import numpy as np
+
+from keras_ultradeep.layers import GroupedConv2D
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
+    "CONVERTER_VERSION",
     "HEAD_LAYER",
+    "families",
+    "family_module",
+    "converter_version",
     "load_state_dict",
     "register_layout",
     "plan_assignment",
+    "convert_into",
 ]
+
+# Part of every cached conversion's key: raise it when a change here alters
+# what any conversion produces (a family module can add its own VERSION), so
+# that conversions made by the old code are not reused.
+CONVERTER_VERSION = 1
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 # The classifier's name in contract.classifier_head; a model built with
@@ -50,6 +65,48 @@ HEAD_LAYER = "predictions"
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
 _WRAPPER_KEYS = ("state_dict", "model")  # timm train checkpoints, torchvision references
 _SHOWN = 5  # keys listed per kind of problem in an error
+
+
+# ------------------------------------------------------------------ families
+
+_PACKAGE = __name__.rpartition(".")[0]
+# A registry family's mapping module is ``convert/<family>.py``, imported on
+# first use; families that share another family's mapping are listed here.
+_ALIASES = {
+    "drn_a": "resnet",  # DRN-A-50 takes ResNet-50's tensors unchanged
+}
+_NOT_FAMILIES = {"common", "checkpoint"}
+
+
+def _family_modules():
+    package = importlib.import_module(_PACKAGE)
+    found = {
+        info.name: f"{_PACKAGE}.{info.name}"
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.name not in _NOT_FAMILIES and not info.name.startswith("_")
+    }
+    return {**found, **{alias: f"{_PACKAGE}.{target}" for alias, target in _ALIASES.items()}}
+
+
+def families():
+    """The registry families that have a checkpoint mapping."""
+    return tuple(sorted(_family_modules()))
+
+
+def family_module(family, argument="family"):
+    """The mapping module of a registry family (``convert/<family>.py``)."""
+    modules = _family_modules()
+    if family not in modules:
+        raise ValueError(
+            f"{argument}: no checkpoint converter for family {family!r}; converters "
+            f"exist for: {', '.join(families())}"
+        )
+    return importlib.import_module(modules[family])
+
+
+def converter_version(family):
+    """The cache key part of a family's conversion: ``"<common>.<family>"``."""
+    return f"{CONVERTER_VERSION}.{getattr(family, 'VERSION', 0)}"
 
 
 # ------------------------------------------------------------------- reading
@@ -160,10 +217,6 @@ def register_layout(layer_class, layout):
 
 
 def _layout(layer):
-    import keras
-
-    from keras_ultradeep.layers import GroupedConv2D
-
     builtin = [
         (keras.layers.Conv2D, _CONV),
         (GroupedConv2D, _CONV),  # Keras Conv2D(groups=...)'s kernel layout
@@ -178,8 +231,6 @@ def _layout(layer):
 
 def _weighted_layers(model):
     """Every layer that owns weights; nested models are walked into."""
-    import keras
-
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from _weighted_layers(layer)
@@ -274,3 +325,17 @@ def plan_assignment(model, state_dict, family):
             "assigned: " + "; ".join(problems)
         )
     return plan
+
+
+def convert_into(model, state_dict, family):
+    """Assigns a PyTorch ``state_dict`` (``{key: array}``) to a built ``model``.
+
+    ``family`` is a mapping module or a registry family's name. All or
+    nothing: a missing, unused or misshapen tensor raises ``ValueError``
+    before any weight changes.
+    """
+    if isinstance(family, str):
+        family = family_module(family)
+    for variable, value in plan_assignment(model, state_dict, family):
+        variable.assign(value)
+    return model

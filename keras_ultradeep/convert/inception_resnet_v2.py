@@ -1,7 +1,7 @@
 """timm ``inception_resnet_v2`` names for our Inception-ResNet-v2 layers.
 
 timm's checkpoint (Cadene's port of TF-slim's) keeps BatchNorm's gamma, so it
-converts into the timm form, registry ``inception_resnet_v2_timm``
+converts into the timm form, registry ``inception_resnet_v2``
 (``batch_norm_scale=True``, recorded in ``ARCHITECTURE``);
 keras.applications' form has no gamma and loads Keras' own weights files.
 

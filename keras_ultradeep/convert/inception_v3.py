@@ -1,4 +1,4 @@
-"""timm (= torchvision) Inception v3 names for our ``inception_v3_timm`` layers.
+"""timm (= torchvision) Inception v3 names for our ``inception_v3`` layers.
 
 timm names the stem convs after TF-slim (``Conv2d_1a_3x3`` ...), the modules
 ``Mixed_5b`` ... ``Mixed_7c`` and their branches ``branch1x1``,
@@ -20,14 +20,14 @@ ours                timm                         ours -> timm
 ``branch_pool``. The auxiliary head ``aux_conv0``/``aux_conv1``/
 ``aux_predictions`` is ``AuxLogits.conv0``/``.conv1``/``.fc``; the classifier
 ``fc``. The keras form (``inception_v3``, BatchNorm without gamma) does not
-take these checkpoints: build ``inception_v3_timm``.
+take these checkpoints: build ``inception_v3``.
 """
 
 from __future__ import annotations
 
 import re
 
-ARCHITECTURE = {}  # inception_v3_timm fixes every option the checkpoints need
+ARCHITECTURE = {}  # inception_v3 fixes every option the checkpoints need
 # timm's tv_in1k checkpoint carries the auxiliary head: it may stay unused in a
 # model built without it.
 OPTIONAL_PREFIXES = ("AuxLogits.",)

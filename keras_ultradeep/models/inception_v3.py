@@ -16,7 +16,7 @@ a loss matter: not part of the model).
 
 Two forms (``form``):
 
-* ``"keras"`` (registry ``inception_v3``, builder ``InceptionV3``):
+* ``"keras"`` (registry ``inception_v3_keras``, builder ``InceptionV3``):
   keras.applications' InceptionV3 layer for layer — BatchNorm without scale
   (gamma), epsilon 1e-3; 3x3/1 average pools that exclude the padding (TF's
   "SAME", as TF-slim trained the original) — so its weights files load
@@ -24,7 +24,7 @@ Two forms (``form``):
   ``mixed9_0``, ``mixed9_1``); the convs are named after TF-slim's/timm's
   branches (``mixed4_7x7dbl_3_conv``) where Keras leaves them unnamed.
   23,851,784 parameters (23,817,352 trainable), Keras' figure.
-* ``"timm"`` (registry ``inception_v3_timm``): timm's ``inception_v3`` (the
+* ``"timm"`` (registry ``inception_v3``, timm's name): timm's ``inception_v3`` (the
   torchvision module), whose checkpoints (``tv_in1k``, ``tf_in1k``,
   ``tf_adv_in1k``, ``gluon_in1k``: one architecture, different weights)
   convert with ``keras_ultradeep.convert`` — BatchNorm with gamma, epsilon
@@ -52,7 +52,6 @@ from __future__ import annotations
 from keras import layers
 
 from keras_ultradeep import checks, contract, registry
-from keras_ultradeep import weights as weights_lib
 from keras_ultradeep.models import transfer
 from keras_ultradeep.models.inception import aux_loss_weights as _aux_loss_weights
 from keras_ultradeep.models.inception import (
@@ -248,9 +247,9 @@ def InceptionV3(
     """
     checks.one_of(form, "form", FORMS)
     check_aux_arguments(aux_logits, include_top)
-    model_name = model_name or ("inception_v3" if form == "keras" else "inception_v3_timm")
-    name = model_name if name is None else name
-    if aux_logits and weights in weights_lib.pretrained_tags(model_name):
+    model_name = model_name or ("inception_v3_keras" if form == "keras" else "inception_v3")
+    name = "inception_v3" if name is None else name
+    if aux_logits and contract.is_pretrained(model_name, weights):
         # Pretrained files hold no auxiliary head: load them into the model
         # without it, then copy them layer by layer (the names are the same).
         arguments = contract.keras_arguments(locals())
@@ -273,24 +272,28 @@ def InceptionV3(
 
 
 registry.register(
-    "inception_v3", InceptionV3, family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
+    "inception_v3_keras", InceptionV3, family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
 )
 InceptionV3Timm = contract.registered_variant(
-    InceptionV3, "inception_v3_timm", "InceptionV3Timm", {"form": "timm"},
+    InceptionV3, "inception_v3", "InceptionV3Timm", {"form": "timm"},
     family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
     doc=(
-        "InceptionV3Timm (inception_v3_timm): timm's inception_v3 — BatchNorm with gamma\n"
+        "InceptionV3Timm (inception_v3): timm's inception_v3 — BatchNorm with gamma\n"
         "(epsilon 1e-3), average pools counting their padding; converts timm checkpoints.\n\n"
         "Takes keras.applications' arguments and ``aux_logits``; see :func:`InceptionV3`."
     ),
 )
 
 
-def preprocess_input(x, data_format=None):
-    """Pixels in [0, 255], RGB, to [-1, 1] (keras.applications' "tf" mode, as
-    ``keras.applications.inception_v3.preprocess_input``; timm's Inception
-    mean = std = 0.5)."""
-    return contract.preprocess_input(x, data_format, mode="tf")
+def preprocess_input(x, data_format=None, mode="tf"):
+    """Pixels in [0, 255], RGB, to the models' input.
+
+    ``mode="tf"`` (default): [-1, 1], as
+    ``keras.applications.inception_v3.preprocess_input`` and timm's Inception
+    tags (mean = std = 0.5); ``"torch"`` (ImageNet mean/std) for timm's
+    ``inception_v3.gluon_in1k``.
+    """
+    return contract.preprocess_input(x, data_format, mode=mode)
 
 
 decode_predictions = contract.decode_predictions

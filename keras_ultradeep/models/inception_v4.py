@@ -31,12 +31,12 @@ figures disagree with it:
   paper's figures say 384 / 1152-1154 / 2048-2146, inconsistently), a last
   8x8 block with scale 1.0 and no ReLU, and a 1x1 conv to 1536 (``conv_7b``)
   before the pooling. ``InceptionResNetV2()`` is keras.applications' model
-  layer for layer: the same layer graph and order, BatchNorm without gamma
+  layer for layer (registry ``inception_resnet_v2_keras``): the same layer graph and order, BatchNorm without gamma
   (``batch_norm_scale=False``), no dropout, and keras.applications' names where
   it names layers (``mixed_5b``, ``block35_1_conv``, ``block17_20_ac``,
   ``conv_7b``, ``predictions``...), so its weights files load unchanged.
   timm's ``inception_resnet_v2`` (Cadene's port of the TF-slim checkpoint)
-  keeps BatchNorm's gamma: registry ``inception_resnet_v2_timm``
+  keeps BatchNorm's gamma: registry ``inception_resnet_v2``
   (``batch_norm_scale=True``), whose checkpoints convert with
   ``keras_ultradeep.convert``.
 * **Inception-v4 is TF-slim's** (= timm's ``inception_v4``): the code's
@@ -63,8 +63,8 @@ registry                              trainable     Keras total   reference
 ====================================  ============  ============  ===============
 ``inception_v4``                      42,679,816    42,742,984    timm 42,679,816
 ``inception_resnet_v1``               22,756,328    22,783,368    derived (above)
-``inception_resnet_v2`` (keras)       55,813,192    55,873,736    keras 55,873,736
-``inception_resnet_v2_timm``          55,843,464    55,904,008    timm 55,843,464
+``inception_resnet_v2_keras``        55,813,192    55,873,736    keras 55,873,736
+``inception_resnet_v2`` (timm's)     55,843,464    55,904,008    timm 55,843,464
 ====================================  ============  ============  ===============
 
 The paper's ImageNet results (single crop, top-1 / top-5 error): Inception-v4
@@ -450,7 +450,7 @@ def InceptionResNetV2(
 ):
     """Inception-ResNet-v2: keras.applications' ``InceptionResNetV2`` (weights
     files load unchanged), or timm's with ``batch_norm_scale=True`` (registry
-    ``inception_resnet_v2_timm``).
+    ``inception_resnet_v2``).
 
     Args (beyond keras.applications'):
         blocks: the number of Inception-ResNet-A, -B and -C blocks,
@@ -469,7 +469,7 @@ def InceptionResNetV2(
     checks.boolean(linear_final_block, "linear_final_block")
     norm = _check_common(dropout_rate, batch_norm_epsilon, batch_norm_scale)
     if blocks == (10, 20, 10) and linear_final_block:
-        model_name = "inception_resnet_v2_timm" if batch_norm_scale else "inception_resnet_v2"
+        model_name = "inception_resnet_v2" if batch_norm_scale else "inception_resnet_v2_keras"
     else:
         model_name = "inception_resnet_v2_custom"
     return contract.application(
@@ -485,10 +485,13 @@ def InceptionResNetV2(
 _SIZES = dict(default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
 registry.register("inception_v4", InceptionV4, family="inception_v4", **_SIZES)
 registry.register("inception_resnet_v1", InceptionResNetV1, family="inception_resnet_v1", **_SIZES)
-registry.register("inception_resnet_v2", InceptionResNetV2, family="inception_resnet_v2", **_SIZES)
+registry.register("inception_resnet_v2_keras", InceptionResNetV2, family="inception_resnet_v2", **_SIZES)
+# timm's name is timm's model (BatchNorm with gamma), so that
+# "inception_resnet_v2.<tag>" is timm's <tag>; keras.applications' form is
+# the builder InceptionResNetV2 (registered as inception_resnet_v2_keras).
 registry.register(
-    "inception_resnet_v2_timm", InceptionResNetV2, family="inception_resnet_v2",
-    name="inception_resnet_v2_timm", batch_norm_scale=True, weights=None, **_SIZES,
+    "inception_resnet_v2", InceptionResNetV2, family="inception_resnet_v2",
+    name="inception_resnet_v2", batch_norm_scale=True, weights=None, **_SIZES,
 )
 
 

@@ -27,13 +27,17 @@ A-LRN's local response normalization is the AlexNet one
 (:class:`~keras_ultradeep.layers.LocalResponseNormalization`, k=2, n=5,
 alpha=1e-4, beta=0.75); the paper found it does not help.
 
-``VGG16`` and ``VGG19`` are keras.applications' models layer for layer
+``VGG16`` and ``VGG19`` (registry ``vgg16_keras``, ``vgg19_keras``) are
+keras.applications' models layer for layer
 (``block{s}_conv{n}``, ``block{s}_pool``, ``flatten``, ``fc1``, ``fc2``,
 ``predictions``), so a weights file of ``keras.applications.VGG16`` (the
 published ``.h5`` or a ``.weights.h5``) loads unchanged. Ours also has the
 paper's dropout after ``fc1`` and ``fc2`` (``fc1_drop``, ``fc2_drop``), which
 has no weights and does nothing at inference.
 
+``vgg16`` and ``vgg19`` are timm's names and so timm's models: the same
+layers, with timm's ``tv_in1k`` weights (``weights="imagenet"`` on them means
+that tag, and ImageNet mean/std preprocessing).
 ``vgg11_bn`` ... ``vgg19_bn`` are torchvision/timm's batch-normalized forms:
 conv (with bias) -> BatchNorm (epsilon 1e-5) -> ReLU. timm's checkpoints of
 every ``vgg*`` and ``vgg*_bn`` convert with ``keras_ultradeep.convert``; timm
@@ -184,6 +188,11 @@ VARIANTS = {
     "vgg11_lrn": dict(config="A", batch_norm=False, lrn=True),
     "vgg13": dict(config="B", batch_norm=False, lrn=False),
     "vgg16_c": dict(config="C", batch_norm=False, lrn=False),
+    "vgg16_keras": dict(config="D", batch_norm=False, lrn=False),
+    "vgg19_keras": dict(config="E", batch_norm=False, lrn=False),
+    # timm's names are timm's models, so that "vgg16.<tag>" is timm's <tag>:
+    # the keras form's layers (timm's 7x7-conv pre_logits is exactly flatten +
+    # fc1 on the 7x7 map of a 224x224 input), timm's weights.
     "vgg16": dict(config="D", batch_norm=False, lrn=False),
     "vgg19": dict(config="E", batch_norm=False, lrn=False),
     "vgg11_bn": dict(config="A", batch_norm=True, lrn=False),
@@ -243,8 +252,10 @@ DESCRIPTIONS = {
     "vgg11_lrn": "configuration A-LRN, A with local response normalization",
     "vgg13": "configuration B, 13 weight layers",
     "vgg16_c": "configuration C, 16 weight layers, 1x1 convs last in stages 3-5",
-    "vgg16": "configuration D, keras.applications' VGG16 layer for layer",
-    "vgg19": "configuration E, keras.applications' VGG19 layer for layer",
+    "vgg16_keras": "configuration D, keras.applications' VGG16 layer for layer",
+    "vgg19_keras": "configuration E, keras.applications' VGG19 layer for layer",
+    "vgg16": "configuration D, timm's vgg16 (tv_in1k weights)",
+    "vgg19": "configuration E, timm's vgg19 (tv_in1k weights)",
     **{
         f"vgg{depth}_bn": f"configuration {letter} with BatchNorm, torchvision/timm's vgg{depth}_bn"
         for depth, letter in ((11, "A"), (13, "B"), (16, "D"), (19, "E"))
@@ -260,16 +271,18 @@ def _doc(title, variant, config):
     )
 
 
-VGG11, VGG11_LRN, VGG13, VGG16_C, VGG16, VGG19, VGG11_BN, VGG13_BN, VGG16_BN, VGG19_BN = contract.register_family(
+(
+    VGG11, VGG11_LRN, VGG13, VGG16_C, VGG16, VGG19, VGG16Timm, VGG19Timm, VGG11_BN, VGG13_BN, VGG16_BN, VGG19_BN
+) = contract.register_family(
     VGG,
     FAMILY,
     {
-        "vgg11": "VGG11", "vgg11_lrn": "VGG11_LRN", "vgg13": "VGG13", "vgg16_c": "VGG16_C", "vgg16": "VGG16",
-        "vgg19": "VGG19", "vgg11_bn": "VGG11_BN", "vgg13_bn": "VGG13_BN", "vgg16_bn": "VGG16_BN",
-        "vgg19_bn": "VGG19_BN",
+        "vgg11": "VGG11", "vgg11_lrn": "VGG11_LRN", "vgg13": "VGG13", "vgg16_c": "VGG16_C",
+        "vgg16_keras": "VGG16", "vgg19_keras": "VGG19", "vgg16": "VGG16Timm", "vgg19": "VGG19Timm",
+        "vgg11_bn": "VGG11_BN", "vgg13_bn": "VGG13_BN", "vgg16_bn": "VGG16_BN", "vgg19_bn": "VGG19_BN",
     },
     doc=_doc,
-    default_weights={"vgg16": "imagenet", "vgg19": "imagenet"},
+    default_weights={"vgg16_keras": "imagenet", "vgg19_keras": "imagenet"},
 )
 
 

@@ -1,0 +1,55 @@
+"""Pretrained weights: the table of ``<arch>.<tag>``, verified downloads, cached conversions.
+
+A leaf of the package: it imports nothing of ours but the ground floor
+(``files``). :mod:`keras_ultradeep.contract` puts it together with the
+per-family checkpoint mappings (:mod:`keras_ultradeep.convert`) when a
+builder is called with a pretrained tag.
+"""
+
+from keras_ultradeep.weights.fetch import (
+    WeightsVerificationError,
+    cache_dir,
+    converted_file,
+    download,
+    file_hash,
+    keras_file,
+    load_weights_file,
+    source_file,
+)
+from keras_ultradeep.weights.table import (
+    CHECKPOINT_SUFFIXES,
+    KERAS_WEIGHT_SUFFIXES,
+    PREPROCESSING,
+    Weights,
+    excluded,
+    find,
+    list_pretrained,
+    pin,
+    resolve,
+    rows,
+    tags,
+    unknown_weights_error,
+)
+
+__all__ = [
+    "Weights",
+    "WeightsVerificationError",
+    "CHECKPOINT_SUFFIXES",
+    "KERAS_WEIGHT_SUFFIXES",
+    "PREPROCESSING",
+    "rows",
+    "tags",
+    "find",
+    "resolve",
+    "unknown_weights_error",
+    "list_pretrained",
+    "excluded",
+    "pin",
+    "cache_dir",
+    "file_hash",
+    "download",
+    "keras_file",
+    "source_file",
+    "converted_file",
+    "load_weights_file",
+]
