@@ -25,7 +25,7 @@ PARTS = {
     "files.py": "the one atomic-write helper",
     "registry.py": "register / list_models / create_model; builder names resolve to registry names",
     "contract.py": "the keras.applications contract: validation, input shapes, head, weights",
-    "weights.py": "the manifest, hash-checked atomic downloads, loading",
+    "weights/": "the table of <model>.<tag>, verified downloads (huggingface_hub), cached conversions",
     "convert/": "timm/torchvision checkpoint mappings, one module per family",
     "models/": "one file per family, and the blocks and weight copying they share",
     "layers/": "custom layers",
@@ -92,7 +92,7 @@ def layout():
     for part in rest:
         if part not in listed:
             lines.append(f"  {part}")
-    lines += ["weights/        manifest.json and the scripts that reproduce each converted file", "```"]
+    lines += ["weights/        manifest.json, timm_tags.json (generated from timm) and the maintainer scripts", "```"]
     return "\n".join(lines)
 
 
