@@ -63,7 +63,9 @@ def test_timm_tag_loads_offline_to_timm_outputs(arch, hub_cache, rng, record_pro
     size = _size(arch)
     reference = calibrated_timm(arch, seed=ARCHS.index(arch), size=size)
     state = {k: v.contiguous() for k, v in reference.state_dict().items()}
-    row = weights_lib.resolve(arch, "imagenet", warn=False)
+    timm_rows = [weights_lib.find(arch, tag) for tag in weights_lib.tags(arch)]
+    timm_rows = [row for row in timm_rows if row.source == "timm" and not row.non_commercial]
+    row = next((row for row in timm_rows if row.default), timm_rows[0])
     write_hub_cache(hub_cache, row.hub_repo, "model.safetensors", save(state))
 
     x = rng.normal(0.0, 1.0, (2, size, size, 3)).astype("float32")
@@ -97,5 +99,7 @@ def test_timm_tag_loads_offline_to_timm_outputs(arch, hub_cache, rng, record_pro
     classes = getattr(classifier, "out_features", None) or classifier.out_channels  # DPN's is a 1x1 conv
     for tag in weights_lib.tags(arch):
         other = weights_lib.find(arch, tag)
+        if other.source != "timm":  # keras.applications' file of the same name
+            continue
         assert other.classes == classes == 1000 and other.format == "safetensors"
         assert convert_common.family_module(registry.model_entry(other.arch).family) is mapping
