@@ -6,6 +6,7 @@ per-family checkpoint mappings (:mod:`keras_ultradeep.convert`) when a
 builder is called with a pretrained tag.
 """
 
+from keras_ultradeep.weights import fetch, table
 from keras_ultradeep.weights.fetch import (
     WeightsVerificationError,
     cache_dir,
@@ -23,6 +24,7 @@ from keras_ultradeep.weights.table import (
     Weights,
     excluded,
     find,
+    index,
     list_pretrained,
     pin,
     resolve,
@@ -31,25 +33,4 @@ from keras_ultradeep.weights.table import (
     unknown_weights_error,
 )
 
-__all__ = [
-    "Weights",
-    "WeightsVerificationError",
-    "CHECKPOINT_SUFFIXES",
-    "KERAS_WEIGHT_SUFFIXES",
-    "PREPROCESSING",
-    "rows",
-    "tags",
-    "find",
-    "resolve",
-    "unknown_weights_error",
-    "list_pretrained",
-    "excluded",
-    "pin",
-    "cache_dir",
-    "file_hash",
-    "download",
-    "keras_file",
-    "source_file",
-    "converted_file",
-    "load_weights_file",
-]
+__all__ = [*table.__all__, *fetch.__all__]
