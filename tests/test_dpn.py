@@ -30,23 +30,7 @@ _randomized_timm = randomized_timm
 # --------------------------------------------------------------------------- timm
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("name", TIMM_MODELS)
-def test_timm_parity_and_parameter_count(trainable, name, rng):
-    import torch
-
-    reference = _randomized_timm(name, seed=TIMM_MODELS.index(name))
-    model = ku.create_model(name, weights=None, input_shape=SMALL, classifier_activation=None)
-    convert.convert_into(model, {k: v.numpy() for k, v in reference.state_dict().items()}, "dpn")
-    trainable = trainable(model)
-    assert trainable == sum(p.numel() for p in reference.parameters())
-    assert trainable == reference_counts.TRAINABLE[name]
-
-    x = rng.normal(0.0, 1.0, (2,) + SMALL).astype("float32")
-    with torch.no_grad():
-        expected = reference(_nchw(x)).numpy()
-    got = keras.ops.convert_to_numpy(model(x, training=False))
-    assert_parity(got, expected, f"{name} (trainable {trainable:,})")
+# timm parity and parameter counts of every DPN: test_timm_parity.py, one table.
 
 
 def test_published_counts():

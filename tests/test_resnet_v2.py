@@ -134,7 +134,9 @@ def test_preprocess_input_is_tf_mode():
 
 # --------------------------------------------------------------------------- timm
 
-TIMM_MODELS = ["resnetv2_18", "resnetv2_34", "resnetv2_50", "resnetv2_101", "resnetv2_152"]
+# The others (resnetv2_18 ... resnetv2_101, which have pretrained tags) are in
+# test_timm_parity.py's table; resnetv2_152 has no tag, so its parity is here.
+TIMM_MODELS = ["resnetv2_152"]
 
 
 @pytest.mark.torch
