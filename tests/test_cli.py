@@ -80,14 +80,15 @@ def test_list_serves_the_table_without_building_or_importing_keras():
     assert imported == "[]"
 
 
-def test_list_weights_only(capsys):
+def test_list_weights_shows_every_tag(capsys):
     status, out, _ = _run(capsys, "list", "--weights", "--no-params")
     assert status == 0
-    rows = {row.split()[0]: row for row in out.splitlines()[1:]}
-    assert sorted(rows) == sorted(ku.list_models(weights=True))
-    assert {"densenet121", "densenet161"} <= set(rows)
-    assert "imagenet" in rows["densenet121"] and "tv_in1k" in rows["densenet121"]
-    assert "densenet40_k12" not in rows
+    rows = {row.split()[0]: row.split() for row in out.splitlines()[1:]}
+    assert sorted(rows) == ku.list_models(pretrained=True)
+    assert rows["densenet121.tv_in1k"][1:] == ["apache-2.0", "74.75@224", "224x224", "timm"]
+    assert rows["resnet50.fb_swsl_ig1b_ft_in1k"][1] == "cc-by-nc-4.0"
+    status, out, _ = _run(capsys, "list", "dpn68b", "--weights")
+    assert [row.split()[0] for row in out.splitlines()[1:]] == ["dpn68b.mx_in1k", "dpn68b.ra_in1k"]
 
 
 def test_summary(capsys):
