@@ -19,11 +19,17 @@ import pytest
 
 WORKER = Path(__file__).with_name("backends_worker.py")
 OTHERS = ("jax", "torch")
-# The 12 families a new user tried first (issue 17), the heavy checks' smoke table.
-SMOKE_FAMILIES = (
-    "densenet_cifar", "resnet_cifar", "fractalnet", "dpn", "cspnet", "highway", "alexnet",
-    "inception_v4", "rir", "drn", "lenet", "inception_resnet_v1",
-)
+# The heavy checks' smoke table: the 12 families a new user tried first (issue 17) on
+# PyTorch; on JAX, whose XLA compilations cost most of this file's time, the six among
+# them that hold the package's own layers and blocks (grouped convolutions, stochastic
+# depth, fractal joins and drop-path, dual paths, highway gates, residual scaling).
+SMOKE_FAMILIES = {
+    "torch": (
+        "densenet_cifar", "resnet_cifar", "fractalnet", "dpn", "cspnet", "highway", "alexnet",
+        "inception_v4", "rir", "drn", "lenet", "inception_resnet_v1",
+    ),
+    "jax": ("densenet_cifar", "resnet_cifar", "fractalnet", "dpn", "highway", "inception_resnet_v1"),
+}
 
 
 def _run(backend, part, folder, mode, **env):
@@ -78,10 +84,9 @@ def test_layers_match_tensorflow(backend, reference):
 
 @pytest.mark.parametrize("backend", OTHERS)
 def test_families_load_train_and_round_trip(backend, reference):
-    families = ",".join(SMOKE_FAMILIES)
-    folder = reference("families", BACKENDS_FAMILIES=families)
-    results = _run(backend, "families", folder, "check", BACKENDS_FAMILIES=families)
-    assert sorted(results) == sorted(SMOKE_FAMILIES)
+    folder = reference("families", BACKENDS_FAMILIES=",".join(SMOKE_FAMILIES["torch"]))
+    results = _run(backend, "families", folder, "check", BACKENDS_FAMILIES=",".join(SMOKE_FAMILIES[backend]))
+    assert sorted(results) == sorted(SMOKE_FAMILIES[backend])
     for family in results:
         expected = np.load(folder / f"family_{family}.tensorflow.npz")["predicted"]
         actual = np.load(folder / f"family_{family}.{backend}.npz")
