@@ -244,11 +244,6 @@ def ensure_recursion_limit():
         sys.setrecursionlimit(MIN_RECURSION_LIMIT)
 
 
-# export.py (branch `training`) still imports the old private name; it goes
-# when that import switches to ensure_recursion_limit.
-_ensure_recursion_limit = ensure_recursion_limit
-
-
 def application(
     features,
     *,

@@ -138,9 +138,9 @@ def _load(model_file):
     import keras
 
     import keras_ultradeep.models  # noqa: F401  (registers every family's layers for loading)
-    from keras_ultradeep.contract import _ensure_recursion_limit
+    from keras_ultradeep.contract import ensure_recursion_limit
 
-    _ensure_recursion_limit()  # loading a very deep model recurses as deep as building it
+    ensure_recursion_limit()  # loading a very deep model recurses as deep as building it
 
     try:
         # Inference only: the training state (a run's optimizer is this package's, registered
