@@ -8,9 +8,10 @@
     keras-ultradeep tune FAMILY --dataset NAME --max-trials N --epochs N --output DIR
     keras-ultradeep convert MODEL CHECKPOINT OUTPUT
     keras-ultradeep bench MODEL --mode train|infer|build --batch-size B --steps N [--memory-efficient] [--compare keras|timm] [--backend tensorflow,jax,torch]
+    keras-ultradeep analyze {lesion,paths,reuse,columns} MODEL_FILE --dataset NAME [--json] [--plot FILE.png]
 
 One module per command group (:mod:`.models`, :mod:`.training`,
-:mod:`.export`), each with an ``add_commands(commands)``; a command parses
+:mod:`.export`, :mod:`.analysis`), each with an ``add_commands(commands)``; a command parses
 its arguments and calls the library (registry, training, export, convert).
 Keras and TensorFlow are imported only inside commands, so ``--help`` is
 instant. A bad argument prints ``error: ...`` naming it and exits with status
@@ -23,13 +24,13 @@ import argparse
 import os
 import sys
 
-from keras_ultradeep.cli import export, models, training
+from keras_ultradeep.cli import analysis, export, models, training
 from keras_ultradeep.cli.common import FAILURE, USAGE_ERROR, CommandParser, UserError
 
 __all__ = ["FAILURE", "USAGE_ERROR", "build_parser", "main"]
 
 # In the order ``--help`` lists them.
-COMMAND_GROUPS = (models, training, export)
+COMMAND_GROUPS = (models, training, export, analysis)
 
 
 def build_parser():

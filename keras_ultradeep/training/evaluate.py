@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras_ultradeep import checks
 from keras_ultradeep.training import datasets, preprocessing
 
-__all__ = ["crop_offsets", "evaluate", "multi_crop_predict"]
+__all__ = ["crop_offsets", "evaluate", "multi_crop_predict", "run_record"]
 
 CROPS = (1, 10)
 
@@ -67,7 +67,7 @@ def multi_crop_predict(model, images, crops, crop_size=None, batch_size=64):
     return total / len(views)
 
 
-def _run_record(model_file):
+def run_record(model_file):
     """The metrics.json of the run folder holding ``model_file`` (or its checkpoints/)."""
     path = Path(model_file).resolve()
     for folder in (path.parent, path.parent.parent):
@@ -129,7 +129,7 @@ def evaluate(
     if not Path(model_file).is_file():
         raise FileNotFoundError(f"model_file: no such file {str(model_file)!r}")
     datasets.check_dataset_name(dataset)
-    record = _run_record(model_file) or {}
+    record = run_record(model_file) or {}
     same_data = record.get("dataset") == dataset
     if normalization is None:
         normalization = record.get("normalization", "unit") if same_data else "unit"
