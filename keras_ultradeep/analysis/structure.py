@@ -14,6 +14,9 @@ computes:
   max-pooled one, a few for a projection (conv, BatchNorm, a pad, DPN's
   split); the **residual branch** the other, strictly longer one. A
   ``ResidualMerge`` declares the order (``[shortcut, residual]``) itself.
+  A shortcut is a single chain: a shorter side that itself merges tensors
+  (ResNet in ResNet's transient stream) makes the Add a sum of streams,
+  not a residual block.
 
 A plain network (no residual merges) is a chain instead: its **units** are the
 stretches from one convolution to the next, and those whose input and output
@@ -30,8 +33,8 @@ from keras_ultradeep.layers.residual import ResidualMerge
 
 __all__ = ["Graph", "ResidualBlock", "ChainUnit", "residual_blocks", "chain_units", "check_model"]
 
-# Layers through which a chain unit's channels pass unchanged in meaning.
-_WEIGHTED = (keras.layers.Conv2D, keras.layers.Dense)
+# Layers that start the next unit of a chain (or its head).
+_STARTS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.ZeroPadding2D)
 
 
 def check_model(model, argument="model"):
@@ -176,6 +179,8 @@ def residual_blocks(model):
             continue  # two paths of one length: a sum, not a block with a shortcut
         else:
             shortcut = 0 if sizes[0] < sizes[1] else 1
+            if any(len(graph.parents[layer]) != 1 for layer in graph.names(sides[shortcut])):
+                continue  # a shortcut is one chain of layers; this side merges streams itself
         blocks.append(
             ResidualBlock(
                 merge=name,
@@ -221,8 +226,8 @@ def chain_units(model):
         members, last = [conv], conv
         while len(graph.children[last]) == 1:
             child = graph.children[last][0]
-            if len(graph.parents[child]) != 1 or isinstance(graph.layer(child), _WEIGHTED):
-                break
+            if len(graph.parents[child]) != 1 or isinstance(graph.layer(child), _STARTS):
+                break  # the next convolution (or its explicit padding) starts the next unit
             if len(graph.shapes[(child, 0)] if (child, 0) in graph.shapes else ()) != len(graph.shapes[(conv, 0)]):
                 break  # pooling to a vector (or the output): the head starts here
             members.append(child)
