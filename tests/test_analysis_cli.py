@@ -91,19 +91,20 @@ def test_analyze_paths_reuse_columns_json(capsys, saved):
 def test_analyze_bad_inputs(capsys, saved, tmp_path):
     figure = tmp_path / "out.jpg"
     cases = [
-        (("lesion", tmp_path / "missing.keras", "--dataset", "digits"), "model_file: no such file"),
-        (("lesion", saved["resnet"], "--dataset", "digits", "--plot", figure), "plot: expected a .png file"),
-        (("lesion", saved["resnet"]), "dataset: the lesion analysis needs a dataset"),
+        (("lesion", tmp_path / "missing.keras", "--dataset", "digits"), "MODEL_FILE: no such file"),
+        (("lesion", saved["resnet"], "--dataset", "digits", "--plot", figure), "--plot: expected a .png file"),
+        (("lesion", saved["resnet"]), "--dataset: the lesion analysis needs a dataset"),
         (("lesion", saved["plain"], "--dataset", "digits", "--kind", "residual"), "has no residual blocks"),
         (("paths", saved["plain"], "--dataset", "digits"), "has no residual blocks"),
         (("reuse", saved["resnet"]), "has no dense blocks"),
         (("columns", saved["resnet"], "--dataset", "digits"), "has no FractalNet units"),
-        (("lesion", saved["resnet"], "--dataset", "digits", "--draws", "0"), "draws: expected a positive integer"),
+        (("lesion", saved["resnet"], "--dataset", "digits", "--draws", "0"), "--draws: expected a positive integer"),
     ]
     for argv, message in cases:
         status, _, err = _run(capsys, "analyze", *argv)
         assert status == 2, argv
         assert message in err, (argv, err)
     assert not figure.exists()
-    status, _, err = _run(capsys, "analyze", "speed", saved["resnet"])
-    assert status == 2 and "invalid choice: 'speed'" in err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["analyze", "speed", str(saved["resnet"])])
+    assert exit_info.value.code == 2 and "invalid choice: 'speed'" in capsys.readouterr().err
