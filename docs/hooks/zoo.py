@@ -62,7 +62,11 @@ DIAGRAMS = {
     "vgg": ("vgg11", None, None),
     "nin": ("nin_cifar", None, None),
 }
-NOT_FAMILY_PAGES = {"index", "zoo", "contract", "weights", "training", "benchmarks", "export", "tuner", "recipes"}
+NOT_FAMILY_PAGES = {
+    "index", "zoo", "contract", "weights", "training", "benchmarks", "export", "tuner", "recipes",
+    # The analysis pages name many models; none of them is a family page.
+    "analysis", "analysis_lesion", "analysis_paths", "analysis_reuse", "analysis_columns",
+}
 
 
 # --------------------------------------------------------------------------- data

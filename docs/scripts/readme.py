@@ -37,6 +37,7 @@ PARTS = {
     "export.py": "SavedModel export with a reload check",
     "bench.py": "throughput / peak memory / build time against keras.applications or timm",
     "cli/": "the command line, one module per command group",
+    "analysis/": "the papers' analyses: lesion study, path lengths, feature reuse, fractal columns",
 }
 
 

@@ -1,10 +1,10 @@
 """FractalNet's columns, and stochastic depth's test-time rule.
 
 Larsson, Maire, Shakhnarovich 2017, Table 3: a FractalNet trained with
-drop-path holds plain networks (its columns) that work on their own; the
-deepest column alone came within about 1% of the whole network (CIFAR-100,
-no augmentation: 35.34% whole vs 36.66% deepest column) while the shallow
-columns were much weaker.
+drop-path holds plain networks (its columns) that work on their own: the
+20-layer net's deepest column alone errs about as little as the whole network
+(CIFAR-10: 7.27% against 7.33%; CIFAR-100: 29.05% against 28.20%, no data
+augmentation).
 
 Huang, Sun, Liu, Sedra, Weinberger 2016, section 3: a stochastic-depth
 network scales each residual branch by its survival probability p_l at test

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from keras_ultradeep import checks
 
-__all__ = ["ANALYSES", "analyze", "summary"]
+__all__ = ["ANALYSES", "analyze", "load_validation", "summary"]
 
 ANALYSES = ("lesion", "paths", "reuse", "columns")
 KINDS = ("auto", "residual", "plain")
 
 
-def _load_data(model, model_file, dataset, *, batch_size, max_examples):
+def load_validation(model, model_file, dataset, *, batch_size=128, max_examples=None):
+    """``(images, labels)``: the validation split of ``dataset`` prepared for ``model`` as its run was."""
     from keras_ultradeep.analysis.data import as_arrays
     from keras_ultradeep.training import datasets, evaluate
 
@@ -87,7 +88,7 @@ def analyze(
     if analysis == "reuse":
         result = lib.feature_reuse(model)
     else:
-        data = _load_data(model, model_file, dataset, batch_size=batch_size, max_examples=max_examples)
+        data = load_validation(model, model_file, dataset, batch_size=batch_size, max_examples=max_examples)
         if analysis == "lesion":
             if kind == "auto":
                 try:
