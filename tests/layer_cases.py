@@ -84,9 +84,24 @@ def _rbf():
     return keras.Model(x, ku_layers.EuclideanRBF(10, seed=3, name="rbf")(x))
 
 
+def _gates():
+    """A residual gate in front of a merge, and a bypass gate around the merged block, both half open."""
+    x = keras.Input((3, 3, 4))
+    branch = keras.layers.Conv2D(4, 1, name="branch")(x)
+    residual_gate, bypass = ku_layers.ResidualGate(name="gate"), ku_layers.BypassGate(name="bypass")
+    shortcut, residual = residual_gate([x, branch])
+    merged = keras.layers.Add(name="merge")([shortcut, residual])
+    model = keras.Model(x, bypass([x, merged]))
+    residual_gate.keep.assign(0.5)
+    residual_gate.route.assign(1.0)
+    bypass.keep.assign(0.25)
+    return model
+
+
 CASES = (
     LayerCase("AdaptiveAveragePooling2DTorch", _single(
         lambda: ku_layers.AdaptiveAveragePooling2DTorch(3, name="pool"), (7, 5, 2)), ((7, 5, 2),)),
+    LayerCase("BypassGate", _gates, ((3, 3, 4),)),
     LayerCase("ChannelSplit", _channel_split, ((3, 3, 6),)),
     LayerCase("ConnectionTableConv2D", _lenet_c3, ((14, 14, 6),)),
     LayerCase("DenseBottleneck", _dense_bottleneck, ((4, 4, 3), (4, 4, 5))),
@@ -101,6 +116,7 @@ CASES = (
     LayerCase("LocalResponseNormalization", _single(
         lambda: ku_layers.LocalResponseNormalization(5, alpha=1e-2, beta=0.75, k=2.0, name="lrn"),
         (3, 3, 7)), ((3, 3, 7),)),
+    LayerCase("ResidualGate", _gates, ((3, 3, 4),)),
     LayerCase("ResidualScaling", _pair(
         lambda: ku_layers.ResidualScaling(0.17, name="scale"), (3, 3, 4)), ((3, 3, 4), (3, 3, 4))),
     LayerCase("StochasticDepth", _pair(
