@@ -75,13 +75,13 @@ def feature_reuse(model):
     """Per dense block, the average absolute weight each layer puts on each earlier source.
 
     Returns:
-        ``{"analysis": "reuse", "model", "blocks": [{"sources": [block input,
-        layer 1, ...], "targets": [layer 1, ..., transition], "weights":
-        [[...]]}]}``: ``weights[t][s]`` is the mean |w| of target t's first
-        convolution over the input channels of source s (``None`` where s is
-        not an input of t, i.e. s >= t). Targets are named by their first
-        convolution; the last target is the transition (or classifier) when
-        one follows the block.
+        ``{"analysis": "reuse", "model", "blocks": [{"sources", "targets",
+        "weights"}]}``, per block: the sources (the block input, then layers
+        1 .. L), the targets (layers 1 .. L, then the transition or classifier
+        when one follows the block; each named by its first convolution) and,
+        for target t, a row whose entry s is the mean absolute weight of t's
+        first convolution over the input channels of source s (``None`` where
+        s is not an input of t, i.e. s > t).
 
     Raises ``ValueError`` for a model without dense blocks.
     """
