@@ -19,13 +19,8 @@ from __future__ import annotations
 from keras import layers
 
 from keras_ultradeep import contract, registry
-from keras_ultradeep.models.resnet import (
-    CIFAR_BN_EPSILON,
-    CIFAR_DEFAULT_SIZE,
-    CIFAR_MIN_SIZE,
-    CIFAR_WIDTHS,
-    conv_bn,
-)
+from keras_ultradeep.models.blocks import cifar_blocks_per_stage, conv_bn
+from keras_ultradeep.models.resnet import CIFAR_BN_EPSILON, CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE, CIFAR_WIDTHS
 
 __all__ = ["PlainCIFAR"]
 
@@ -59,9 +54,7 @@ def PlainCIFAR(
         depth: 6n + 2 weighted layers (20, 32, 44, 56, 110).
         batch_norm_epsilon: BatchNorm's epsilon (the Torch code's 1e-5).
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"depth: expected 6n + 2 (e.g. 20, 32, 44, 56, 110), got {depth!r}")
-    per_stage = (depth - 2) // 6
+    per_stage = cifar_blocks_per_stage(depth, 6, "6n + 2 (e.g. 20, 32, 44, 56, 110)")
     name = name or f"plain{depth}_cifar"
 
     def features(x):
