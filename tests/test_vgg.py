@@ -349,7 +349,7 @@ def test_pooling_stage_outputs(rng):
 def test_registry_and_preprocessing():
     assert ku.list_models("vgg*") == sorted(vgg.VARIANTS)
     assert vgg.VGG16.__name__ == "VGG16" and vgg.VGG16_C.__name__ == "VGG16_C"
-    with pytest.raises(TypeError, match="config: vgg16 fixes it"):
+    with pytest.raises(TypeError, match="config: vgg16_keras fixes it"):
         vgg.VGG16(config="A")
     with pytest.raises(TypeError, match="batch_norm: vgg16_bn fixes it"):
         vgg.VGG16_BN(batch_norm=False)
