@@ -398,6 +398,7 @@ def register_family(family_builder, family, titles, *, doc, default_weights=None
             ``weights`` default to a pretrained tag (keras.applications' own).
     """
     default_weights = default_weights or {}
+    registry.declare(family)
     return tuple(
         registered_variant(
             family_builder, variant, title, family.variants[variant],

@@ -19,6 +19,9 @@ from keras_ultradeep import weights as weights_lib
 __all__ = [
     "Family",
     "ModelEntry",
+    "declare",
+    "declares_stages",
+    "feature_stages",
     "register",
     "register_variants",
     "list_models",
@@ -42,6 +45,12 @@ class Family:
             applies by default (keras.applications' ``"caffe"``, ``"tf"``,
             ``"torch"``, or a family's own such as DPN's ``"dpn"``), the one
             its reference weights expect; a pretrained tag may say otherwise.
+        stages: ``stages(config) -> ((layer name, reduction), ...)``: the
+            layer that ends each feature stage of the variant with that
+            configuration (a row of ``variants``, or the keyword arguments it
+            was registered with), in order, and the stage's reduction of the
+            input side (timm's ``feature_info``); ``None``: the family has no
+            stages to offer.
     """
 
     name: str
@@ -49,6 +58,7 @@ class Family:
     min_size: int
     variants: dict = dataclasses.field(default_factory=dict)
     preprocessing: str | None = None
+    stages: Callable[[dict], tuple] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +77,55 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, list[Family]] = {}
 _MODELS_PACKAGE = "keras_ultradeep.models"  # importing it registers every family
 
 
 def _registry():
     importlib.import_module(_MODELS_PACKAGE)
     return _REGISTRY
+
+
+def declare(family):
+    """Records ``family`` (a :class:`Family`) under its name; returns it.
+
+    Two records may share a name (keras.applications' and timm's ResNet-v2
+    tables); a model's record is the one whose ``variants`` list it, else the
+    one without a table."""
+    if not isinstance(family, Family):
+        raise TypeError(f"family: expected a registry.Family, got {type(family).__name__}")
+    records = _FAMILIES.setdefault(family.name, [])
+    if family not in records:
+        records.append(family)
+    return family
+
+
+def _family_of(entry):
+    records = _FAMILIES.get(entry.family, [])
+    return next(
+        (f for f in records if entry.name in f.variants), next((f for f in records if not f.variants), None)
+    )
+
+
+def declares_stages(name):
+    """Whether the family of model ``name`` declares its feature stages."""
+    family = _family_of(model_entry(name))
+    return family is not None and family.stages is not None
+
+
+def feature_stages(name):
+    """``((layer name, reduction), ...)``: the feature stages that the family
+    of model ``name`` (a registry or builder name) declares for it; a
+    ``ValueError`` when its family declares none."""
+    entry = model_entry(name)
+    family = _family_of(entry)
+    if not declares_stages(entry.name):
+        raise ValueError(
+            f"model: the {entry.family!r} family of {entry.name!r} declares no feature stages; "
+            "pass layer_names"
+        )
+    config = family.variants.get(entry.name, entry.kwargs)
+    return tuple(family.stages(config))
 
 
 def register(name, builder, /, *, family, default_size, min_size, **kwargs):

@@ -7,6 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import keras_ultradeep as ku  # noqa: E402
+from keras_ultradeep import registry  # noqa: E402
+from keras_ultradeep.features import stage_layers  # noqa: E402
 
 
 def _shapes(extractor):
@@ -54,9 +56,70 @@ def test_layer_names_and_errors():
         ku.feature_extractor("resnet18", include_top=True)
     with pytest.raises(TypeError, match="model: expected a keras.Model or a registry name"):
         ku.feature_extractor(42)
-    plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
-    with pytest.raises(ValueError, match="model: .* has no stage outputs"):
+    with pytest.raises(TypeError, match="registry_name: expected a registry name string"):
+        ku.feature_extractor(model, registry_name=18)
+    with pytest.raises(TypeError, match="registry_name: only for a built model"):
+        ku.feature_extractor("resnet18", registry_name="resnet18")
+
+
+def test_a_model_is_matched_to_its_registry_entry_by_name():
+    model = ku.create_model("resnet18", weights=None, include_top=False, input_shape=(32, 32, 3))
+    assert [name for _, name in stage_layers(model)] == [
+        "conv2_block2_out", "conv3_block2_out", "conv4_block2_out", "conv5_block2_out"
+    ]
+    renamed = keras.Model(model.inputs, model.outputs, name="my_backbone")
+    with pytest.raises(ValueError, match="model: 'my_backbone' is not a registered model name.*registry_name"):
+        ku.feature_extractor(renamed)
+    extractor = ku.feature_extractor(renamed, registry_name="resnet18")
+    assert list(extractor.output) == ["stage1_s4", "stage2_s8", "stage3_s16", "stage4_s32"]
+    # The builder's name is a registry name too.
+    assert list(ku.feature_extractor(renamed, registry_name="ResNet18").output) == list(extractor.output)
+    # A registry name whose declared stages the model lacks is refused, not guessed around.
+    with pytest.raises(ValueError, match="registry_name: 'resnet50' declares stage layer 'conv2_block3_out'"):
+        ku.feature_extractor(renamed, registry_name="resnet50")
+    plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)], name="plain")
+    with pytest.raises(ValueError, match="model: 'plain' is not a registered model name"):
         ku.feature_extractor(plain)
+
+
+def test_a_family_without_stages_keeps_refusing():
+    with pytest.raises(ValueError, match="model: the 'nin' family of 'nin_cifar' declares no feature stages"):
+        ku.feature_extractor("nin_cifar")
+    nin = ku.create_model("nin_cifar", include_top=False)
+    with pytest.raises(ValueError, match="declares no feature stages; pass layer_names"):
+        ku.feature_extractor(nin)
+
+
+def _check_declared_stages(name):
+    entry = registry.model_entry(name)
+    channels = 1 if entry.family == "lenet" else 3
+    model = entry.build(
+        include_top=False, weights=None, input_shape=(entry.min_size, entry.min_size, channels)
+    )
+    declared = registry.feature_stages(name)
+    extractor = ku.feature_extractor(model)
+    assert list(extractor.output) == [f"stage{i + 1}_s{r}" for i, (_, r) in enumerate(declared)], name
+    for key, (layer, _) in zip(extractor.output, declared):
+        assert extractor.output[key] is model.get_layer(layer).output, (name, key, layer)
+    reductions = [r for _, r in declared]
+    assert reductions == sorted(reductions), name
+
+
+_DECLARED = [n for n in registry.list_models() if registry.declares_stages(n)]
+# One model of each way of naming stages: blocks, CIFAR depths, strides from
+# the configuration, pools, stated reductions, dilation.
+_SAMPLE = ["resnet18", "resnet20_cifar", "cspdarknet53", "vgg11", "inception_v3", "drn_d_22"]
+
+
+@pytest.mark.parametrize("name", _SAMPLE)
+def test_declared_stages_sample(name):
+    _check_declared_stages(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(_DECLARED) - set(_SAMPLE)))
+def test_every_model_gets_its_declared_stages(name):
+    _check_declared_stages(name)
 
 
 @pytest.mark.torch

@@ -9,6 +9,7 @@ import tensorflow as tf
 import keras_ultradeep as ku
 from keras_ultradeep.features import feature_extractor
 from keras_ultradeep.layers import DropPathSampler, FractalJoin
+from keras_ultradeep.models import fractalnet
 from keras_ultradeep.models.fractalnet import FractalNet, fractal_column, fractal_expansion
 
 TINY = dict(columns=3, blocks=2, filters=(4, 8), input_shape=(8, 8, 3), classes=5)
@@ -240,12 +241,16 @@ def test_save_and_load_keeps_the_drop_path_configuration(tiny, x, tmp_path):
 
 def test_feature_extractor_finds_every_block(x):
     model = FractalNet(**{**TINY, "input_shape": None}, include_top=False, dropout_rates=(0, 0))
-    extractor = feature_extractor(model)
-    features = extractor(x)
-    assert list(features) == ["stage1_s2", "stage2_s4"]
-    assert features["stage1_s2"].shape == (4, 4, 4, 4)
-    assert features["stage2_s4"].shape == (4, 2, 2, 8)
-    np.testing.assert_allclose(to_numpy(features["stage2_s4"]), to_numpy(model(x)), rtol=1e-6)
+    # A configuration of one's own is no registered variant; the family's
+    # declaration, read for that configuration, names its stages.
+    with pytest.raises(ValueError, match="is not a registered model name.*pass registry_name"):
+        feature_extractor(model)
+    stages = fractalnet.FAMILY.stages(TINY)
+    assert stages == (("conv1_block4_out", 2), ("conv2_block4_out", 4))
+    features = feature_extractor(model, [name for name, _ in stages])(x)
+    assert features["conv1_block4_out"].shape == (4, 4, 4, 4)
+    assert features["conv2_block4_out"].shape == (4, 2, 2, 8)
+    np.testing.assert_allclose(to_numpy(features["conv2_block4_out"]), to_numpy(model(x)), rtol=1e-6)
 
 
 # -------------------------------------------------------------- bad arguments

@@ -69,6 +69,7 @@ from keras_ultradeep.layers import (
     GroupedConv2D,
     LocalResponseNormalization,
 )
+from keras_ultradeep.models.blocks import block_stages
 
 __all__ = ["AlexNet", "AlexNetTV", "preprocess_input", "decode_predictions"]
 
@@ -283,6 +284,18 @@ def AlexNetTV(
 registry.register("alexnet", AlexNet, family="alexnet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
 registry.register(
     "alexnet_tv", AlexNetTV, family="alexnet_tv", default_size=TV_DEFAULT_SIZE, min_size=TV_MIN_SIZE
+)
+# Each conv's last layer before its pool; conv3-5 share the 13x13 grid.
+FAMILIES = tuple(
+    registry.declare(
+        registry.Family(
+            family, default_size, min_size,
+            stages=lambda config: block_stages((1,) * 5, (4, 8, 16, 16, 16), first=1),
+        )
+    )
+    for family, default_size, min_size in (
+        ("alexnet", DEFAULT_SIZE, MIN_SIZE), ("alexnet_tv", TV_DEFAULT_SIZE, TV_MIN_SIZE)
+    )
 )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "stem",
     "survival_probs",
     "cifar_blocks_per_stage",
+    "block_stages",
 ]
 
 STAGE_PLANES = (64, 128, 256, 512)
@@ -145,3 +146,16 @@ def cifar_blocks_per_stage(depth, divisor, form):
         if remainder == 0 and per_stage >= 1:
             return per_stage
     raise ValueError(f"depth: expected {form}, got {depth!r}")
+
+
+def block_stages(blocks, reductions, *, prefix="conv", first=2, suffix="out", last=None):
+    """A family's feature stages (see ``registry.Family.stages``) under
+    keras.applications' names: stage ``s`` (from ``first``) of ``n`` blocks
+    ends at ``{prefix}{s}_block{n}_{suffix}``; ``last`` names the final
+    norm-activation that ends the last stage instead, where there is one."""
+    stages = [
+        (f"{prefix}{first + i}_block{n}_{suffix}", r) for i, (n, r) in enumerate(zip(blocks, reductions, strict=True))
+    ]
+    if last is not None:
+        stages[-1] = (last, stages[-1][1])
+    return tuple(stages)

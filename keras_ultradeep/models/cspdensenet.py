@@ -61,6 +61,7 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit
+from keras_ultradeep.models.blocks import block_stages
 from keras_ultradeep.models.densenet import dense_block, imagenet_stem
 
 __all__ = [
@@ -247,7 +248,13 @@ def CSPDenseNet(
     )
 
 
-FAMILY = registry.Family("cspdensenet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="torch")
+FAMILY = registry.Family(
+    "cspdensenet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="torch",
+    # Each stage ends at its fused concat, one past its dense layers.
+    stages=lambda config: block_stages(
+        [n + 1 for n in config["blocks"]], (4, 8, 16, 32), suffix="concat", last="relu"
+    ),
+)
 
 
 def _doc(title, variant, config):

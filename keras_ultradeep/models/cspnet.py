@@ -34,11 +34,14 @@ Stride-2 convs pad symmetrically as PyTorch does. Splitting channels is
 
 from __future__ import annotations
 
+import itertools
+import operator
+
 from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit, SymmetricMaxPooling2D
-from keras_ultradeep.models.blocks import conv
+from keras_ultradeep.models.blocks import block_stages, conv
 
 __all__ = [
     "CSPNet",
@@ -293,7 +296,13 @@ def CSPNet(
     )
 
 
-FAMILY = registry.Family("cspnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="torch")
+def _stages(config):
+    # A stage's output is its last _out, past the cross-stage merge: block depth + 1.
+    reductions = itertools.accumulate(config["strides"], operator.mul, initial=config["stem_stride"])
+    return block_stages([depth + 1 for depth in config["depths"]], list(reductions)[1:])
+
+
+FAMILY = registry.Family("cspnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="torch", stages=_stages)
 
 
 def _doc(title, variant, config):

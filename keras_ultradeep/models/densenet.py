@@ -37,6 +37,7 @@ from keras import layers
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers.dense_bottleneck import DenseBottleneck
 from keras_ultradeep.models import transfer
+from keras_ultradeep.models.blocks import block_stages
 
 # The naive and the memory-efficient form hold the same variables under the
 # same paths: this moves weights (and BatchNorm statistics) either way.
@@ -336,7 +337,8 @@ def DenseNet(
 
 
 IMAGENET_FAMILY = registry.Family(
-    "densenet", IMAGENET_DEFAULT_SIZE, IMAGENET_MIN_SIZE, IMAGENET_VARIANTS, preprocessing="torch"
+    "densenet", IMAGENET_DEFAULT_SIZE, IMAGENET_MIN_SIZE, IMAGENET_VARIANTS, preprocessing="torch",
+    stages=lambda config: block_stages(config["blocks"], (4, 8, 16, 32), suffix="concat", last="relu"),
 )
 
 
@@ -478,6 +480,15 @@ registry.register_variants(
     family="densenet_cifar",
     default_size=CIFAR_DEFAULT_SIZE,
     min_size=CIFAR_MIN_SIZE,
+)
+CIFAR_FAMILY = registry.declare(
+    registry.Family(
+        "densenet_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE, CIFAR_VARIANTS,
+        stages=lambda config: block_stages(
+            (_cifar_layers_per_block(config["depth"], config["bottleneck"]),) * 3, (1, 2, 4),
+            suffix="concat", last="relu",
+        ),
+    )
 )
 
 

@@ -39,7 +39,7 @@ from keras import layers, ops
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit
-from keras_ultradeep.models.blocks import conv
+from keras_ultradeep.models.blocks import block_stages, conv
 
 __all__ = [
     "DPN",
@@ -228,7 +228,10 @@ def DPN(
     )
 
 
-FAMILY = registry.Family("dpn", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="dpn")
+FAMILY = registry.Family(
+    "dpn", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="dpn",
+    stages=lambda config: block_stages(config["k_sec"], (4, 8, 16, 32), last="post_relu"),
+)
 
 
 def _doc(title, variant, config):

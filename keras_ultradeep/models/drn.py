@@ -22,10 +22,13 @@ code's AvgPool(28) and 1x1 conv at its 224x224 input.
 
 from __future__ import annotations
 
+import itertools
+import operator
+
 from keras import layers
 
 from keras_ultradeep import checks, contract, registry
-from keras_ultradeep.models.blocks import EXPANSION, conv_bn, projection_shortcut, stem
+from keras_ultradeep.models.blocks import EXPANSION, block_stages, conv_bn, projection_shortcut, stem
 from keras_ultradeep.models.blocks import bottleneck_block as resnet_bottleneck
 
 __all__ = ["DRN", "DRNA50", "preprocess_input", "decode_predictions"]
@@ -219,6 +222,20 @@ registry.register_variants(
     family="drn",
     default_size=DEFAULT_SIZE,
     min_size=MIN_SIZE,
+)
+# Dilation keeps the output stride at 8: the later stages do not reduce.
+A_FAMILY = registry.declare(
+    registry.Family(
+        "drn_a", DEFAULT_SIZE, MIN_SIZE, stages=lambda config: block_stages((3, 4, 6, 3), (4, 8, 8, 8))
+    )
+)
+FAMILY = registry.declare(
+    registry.Family(
+        "drn", DEFAULT_SIZE, MIN_SIZE, VARIANTS,
+        stages=lambda config: block_stages(
+            config["blocks"], tuple(itertools.accumulate(STRIDES, operator.mul)), prefix="level", first=1
+        ),
+    )
 )
 
 

@@ -65,6 +65,7 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import DropPathSampler, FractalJoin
+from keras_ultradeep.models.blocks import block_stages
 
 __all__ = ["FractalNet", "fractal_column", "fractal_expansion"]
 
@@ -245,6 +246,16 @@ registry.register_variants(
     family="fractalnet",
     default_size=DEFAULT_SIZE,
     min_size=2 ** _OFFICIAL["blocks"],
+)
+# A block ends at the join of its pooled columns, 2^(C-1) deepest-column units deep.
+FAMILY = registry.declare(
+    registry.Family(
+        "fractalnet", DEFAULT_SIZE, 2 ** _OFFICIAL["blocks"], VARIANTS,
+        stages=lambda config: block_stages(
+            (2 ** (config["columns"] - 1),) * config["blocks"],
+            [2 ** (b + 1) for b in range(config["blocks"])], first=1,
+        ),
+    )
 )
 
 

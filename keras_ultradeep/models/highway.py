@@ -22,11 +22,13 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import HighwayConv2D
+from keras_ultradeep.models.blocks import block_stages
 
 __all__ = ["HighwayNetCIFAR"]
 
 DEFAULT_SIZE = 32
 MIN_SIZE = 8
+STAGES = ((32, 4), (80, 5), (128, 5))  # the official 19-layer net: (filters, highway layers)
 
 
 def _check_stages(stages):
@@ -53,7 +55,7 @@ def HighwayNetCIFAR(
     classifier_activation="softmax",
     name="highway19_cifar",
     *,
-    stages=((32, 4), (80, 5), (128, 5)),
+    stages=STAGES,
     head_filters=100,
     dropout_rate=0.2,
     gate_bias=-2.0,
@@ -103,4 +105,14 @@ registry.register_variants(
     family="highway",
     default_size=DEFAULT_SIZE,
     min_size=MIN_SIZE,
+)
+FAMILY = registry.declare(
+    registry.Family(
+        "highway", DEFAULT_SIZE, MIN_SIZE,
+        # Every stage but the last ends in a 2x2 max-pool, after its output.
+        stages=lambda config: block_stages(
+            [count for _, count in config.get("stages", STAGES)],
+            [2**s for s in range(len(config.get("stages", STAGES)))],
+        ),
+    )
 )

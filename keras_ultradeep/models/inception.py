@@ -337,6 +337,16 @@ def GoogLeNet(
 
 
 registry.register("googlenet", GoogLeNet, family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
+# The stem's last layer, then each grid's last Inception module.
+GOOGLENET_FAMILY = registry.declare(
+    registry.Family(
+        "googlenet", DEFAULT_SIZE, MIN_SIZE,
+        stages=lambda config: (
+            ("conv2_block1_out", 4), ("conv3_block2_concat", 8), ("conv4_block5_concat", 16),
+            ("conv5_block2_concat", 32),
+        ),
+    )
+)
 GoogLeNetTV = contract.registered_variant(
     GoogLeNet, "googlenet_tv", "GoogLeNetTV", {"form": "torchvision"},
     family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
@@ -454,6 +464,15 @@ def BNInception(
 
 registry.register(
     "bn_inception", BNInception, family="bn_inception", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
+)
+BN_INCEPTION_FAMILY = registry.declare(
+    registry.Family(
+        "bn_inception", DEFAULT_SIZE, MIN_SIZE,
+        stages=lambda config: (
+            ("conv2_block1_out", 4), ("conv3_block2_concat", 8), ("conv4_block5_concat", 16),
+            ("conv5_block3_concat", 32),
+        ),
+    )
 )
 
 

@@ -274,6 +274,14 @@ def InceptionV3(
 registry.register(
     "inception_v3_keras", InceptionV3, family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
 )
+# timm's feature_info taps. The valid-padded convs lose pixels (75 -> 3x3 at
+# mixed7), so a measured reduction would be off: these are the nominal ones.
+FAMILY = registry.declare(
+    registry.Family(
+        "inception_v3", DEFAULT_SIZE, MIN_SIZE,
+        stages=lambda config: tuple(zip(STAGE_OUTPUTS, (2, 4, 8, 16, 32))),
+    )
+)
 InceptionV3Timm = contract.registered_variant(
     InceptionV3, "inception_v3", "InceptionV3Timm", {"form": "timm"},
     family="inception_v3", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,

@@ -65,6 +65,7 @@ from keras_ultradeep.layers import (
     Subsampling2D,
     lecun_tanh,
 )
+from keras_ultradeep.models.blocks import block_stages
 
 __all__ = ["LeNet5"]
 
@@ -146,3 +147,10 @@ def LeNet5(
 
 
 registry.register("lenet5", LeNet5, family="lenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
+# Each conv's output after its subsampling: 14x14, 5x5 and 1x1 of 32x32 (the
+# valid 5x5 convs make the reductions 2, 6.4 and 32, named by powers of two).
+FAMILY = registry.declare(
+    registry.Family(
+        "lenet", DEFAULT_SIZE, MIN_SIZE, stages=lambda config: block_stages((1, 1, 1), (2, 8, 32), first=1)
+    )
+)

@@ -56,11 +56,13 @@ no rounding of it is asserted.
 from __future__ import annotations
 
 import functools
+import math
 
 import keras
 from keras import layers, ops
 
-from keras_ultradeep import checks, contract
+from keras_ultradeep import checks, contract, registry
+from keras_ultradeep.models.blocks import block_stages
 
 __all__ = [
     "OverFeat",
@@ -210,6 +212,25 @@ def _builder(variant, title):
 
 OverFeatFast = _builder("overfeat_fast", "OverFeatFast")
 OverFeatAccurate = _builder("overfeat_accurate", "OverFeatAccurate")
+
+
+def _stages(config):
+    # Each conv's last layer before its pool. The 3x3 pools make reductions
+    # such as 6; a stage is named by the nearest power of two (s8).
+    reductions, reduction = [], 1
+    for _, _, stride, _, pool in config["convs"]:
+        reduction *= stride
+        reductions.append(2 ** round(math.log2(reduction)))
+        reduction *= pool or 1
+    return block_stages((1,) * len(config["convs"]), reductions, first=1)
+
+
+FAMILY = registry.declare(
+    registry.Family(
+        "overfeat", min(DEFAULT_SIZES.values()),
+        min(_smallest_input(c["convs"], c["full"][0]) for c in VARIANTS.values()), VARIANTS, stages=_stages,
+    )
+)
 
 
 # ------------------------------------------------------------------ preprocessing

@@ -43,6 +43,7 @@ from keras_ultradeep.layers import ZeroPadShortcut
 from keras_ultradeep.models.blocks import (
     STAGE_PLANES,
     basic_block,
+    block_stages,
     bottleneck_block,
     cifar_blocks_per_stage,
     conv_bn,
@@ -213,7 +214,10 @@ def ResNet(
     )
 
 
-FAMILY = registry.Family("resnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="caffe")
+FAMILY = registry.Family(
+    "resnet", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="caffe",
+    stages=lambda config: block_stages(config["blocks"], (4, 8, 16, 32)),
+)
 
 
 def _doc(title, variant, config):
@@ -387,6 +391,20 @@ CIFAR_VARIANTS = {
 }
 registry.register_variants(
     CIFAR_VARIANTS, family="resnet_cifar", default_size=CIFAR_DEFAULT_SIZE, min_size=CIFAR_MIN_SIZE
+)
+
+
+def _cifar_stages(config):
+    # ResNeXt-29's blocks are bottlenecks (9n + 2 layers), the others basic (6n + 2).
+    per_stage = cifar_blocks_per_stage(config["depth"], 9 if "cardinality" in config else 6, "a CIFAR depth")
+    return block_stages((per_stage,) * 3, (1, 2, 4))
+
+
+CIFAR_FAMILY = registry.declare(
+    registry.Family(
+        "resnet_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE,
+        {variant: kwargs for variant, (_, kwargs) in CIFAR_VARIANTS.items()}, stages=_cifar_stages,
+    )
 )
 
 

@@ -38,6 +38,7 @@ from keras_ultradeep.layers import StochasticDepth, SymmetricMaxPooling2D
 from keras_ultradeep.models.blocks import (
     EXPANSION,
     STAGE_PLANES,
+    block_stages,
     cifar_blocks_per_stage,
     conv,
     survival_probs,
@@ -197,12 +198,20 @@ def ResNetV2(
     )
 
 
+def _stages(blocks, reductions=(4, 8, 16, 32)):
+    # The last stage's output is the final BatchNorm-ReLU (timm's norm=True).
+    return block_stages(blocks, reductions, last="post_relu")
+
+
 KERAS_FAMILY = registry.Family(
     "resnet_v2",
     DEFAULT_SIZE,
     MIN_SIZE,
     {variant: dict(blocks=blocks) for variant, blocks in KERAS_VARIANTS.items()},
     preprocessing="tf",
+    # keras.applications strides in each stage's last block, so a stage ends
+    # at the next one's reduction.
+    stages=lambda config: _stages(config["blocks"], (8, 16, 32, 32)),
 )
 
 
@@ -301,7 +310,10 @@ def PreActResNet(
     )
 
 
-TIMM_FAMILY = registry.Family("resnet_v2", DEFAULT_SIZE, MIN_SIZE, TIMM_VARIANTS, preprocessing="tf")
+TIMM_FAMILY = registry.Family(
+    "resnet_v2", DEFAULT_SIZE, MIN_SIZE, TIMM_VARIANTS, preprocessing="tf",
+    stages=lambda config: _stages(config["blocks"]),
+)
 
 
 def _timm_doc(title, variant, config):
@@ -429,6 +441,21 @@ CIFAR_VARIANTS = {
 }
 registry.register_variants(
     CIFAR_VARIANTS, family="resnet_v2_cifar", default_size=CIFAR_DEFAULT_SIZE, min_size=CIFAR_MIN_SIZE
+)
+
+
+def _cifar_stages(config):
+    # Wide ResNets count depth as 6n + 4, the pre-activation bottleneck nets as 9n + 2.
+    depth = config["depth"]
+    per_stage = (depth - 4) // 6 if "widening_factor" in config else cifar_blocks_per_stage(depth, 9, "9n + 2")
+    return _stages((per_stage,) * 3, (1, 2, 4))
+
+
+CIFAR_FAMILY = registry.declare(
+    registry.Family(
+        "resnet_v2_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE,
+        {variant: kwargs for variant, (_, kwargs) in CIFAR_VARIANTS.items()}, stages=_cifar_stages,
+    )
 )
 
 

@@ -70,7 +70,7 @@ from keras import layers
 
 from keras_ultradeep import checks, contract, registry
 from keras_ultradeep.layers import ChannelSplit, ZeroPadShortcut
-from keras_ultradeep.models.blocks import conv
+from keras_ultradeep.models.blocks import block_stages, conv
 
 __all__ = ["ResNetInResNet"]
 
@@ -281,4 +281,10 @@ registry.register_variants(
     family="rir",
     default_size=DEFAULT_SIZE,
     min_size=MIN_SIZE,
+)
+FAMILY = registry.declare(
+    registry.Family(
+        "rir", DEFAULT_SIZE, MIN_SIZE,
+        stages=lambda config: block_stages({**DEFAULT_CONFIG, **config}["blocks"], (1, 2, 4)),
+    )
 )

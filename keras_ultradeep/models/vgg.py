@@ -246,7 +246,11 @@ def VGG(
     )
 
 
-FAMILY = registry.Family("vgg", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="caffe")
+FAMILY = registry.Family(
+    "vgg", DEFAULT_SIZE, MIN_SIZE, VARIANTS, preprocessing="caffe",
+    # keras.applications' names: each block ends with its max-pool.
+    stages=lambda config: tuple((f"block{s}_pool", 2**s) for s in range(1, 6)),
+)
 DESCRIPTIONS = {
     "vgg11": "configuration A, 11 weight layers",
     "vgg11_lrn": "configuration A-LRN, A with local response normalization",
