@@ -337,16 +337,6 @@ def GoogLeNet(
 
 
 registry.register("googlenet", GoogLeNet, family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE)
-# The stem's last layer, then each grid's last Inception module.
-GOOGLENET_FAMILY = registry.declare(
-    registry.Family(
-        "googlenet", DEFAULT_SIZE, MIN_SIZE,
-        stages=lambda config: (
-            ("conv2_block1_out", 4), ("conv3_block2_concat", 8), ("conv4_block5_concat", 16),
-            ("conv5_block2_concat", 32),
-        ),
-    )
-)
 GoogLeNetTV = contract.registered_variant(
     GoogLeNet, "googlenet_tv", "GoogLeNetTV", {"form": "torchvision"},
     family="googlenet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE,
@@ -465,14 +455,16 @@ def BNInception(
 registry.register(
     "bn_inception", BNInception, family="bn_inception", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
 )
-BN_INCEPTION_FAMILY = registry.declare(
-    registry.Family(
-        "bn_inception", DEFAULT_SIZE, MIN_SIZE,
-        stages=lambda config: (
+# The stem's last layer, then each grid's last Inception module (the 7x7
+# grid has two in GoogLeNet, three in BN-Inception).
+FAMILIES = tuple(
+    registry.declare(registry.Family(
+        family, DEFAULT_SIZE, MIN_SIZE, stages=lambda config, last=last: (
             ("conv2_block1_out", 4), ("conv3_block2_concat", 8), ("conv4_block5_concat", 16),
-            ("conv5_block3_concat", 32),
+            (f"conv5_block{last}_concat", 32),
         ),
-    )
+    ))
+    for family, last in (("googlenet", 2), ("bn_inception", 3))
 )
 
 

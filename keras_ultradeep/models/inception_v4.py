@@ -495,18 +495,16 @@ registry.register(
 )
 
 
-def _grid_stages(*outputs):
-    # The 35x35, 17x17 and 8x8 grids' last blocks, at their nominal reductions:
-    # the valid-padded stem makes measured ones depend on the input size.
-    return lambda config: tuple(zip(outputs, (8, 16, 32)))
-
-
+# Each grid's last block (35x35, 17x17, 8x8) at its nominal reduction: the
+# valid-padded stem makes measured ones depend on the input size. IRv2's last
+# block passes keras.applications' final 1x1 conv, conv_7b.
 FAMILIES = tuple(
-    registry.declare(registry.Family(family, DEFAULT_SIZE, MIN_SIZE, stages=_grid_stages(*outputs)))
+    registry.declare(registry.Family(
+        family, DEFAULT_SIZE, MIN_SIZE, stages=lambda config, outputs=outputs: tuple(zip(outputs, (8, 16, 32)))
+    ))
     for family, outputs in (
         ("inception_v4", ("block35_4_concat", "block17_7_concat", "block8_3_concat")),
         ("inception_resnet_v1", ("block35_5_ac", "block17_10_ac", "block8_5_ac")),
-        # The last block's output passes the final 1x1 conv (keras.applications' conv_7b).
         ("inception_resnet_v2", ("block35_10_ac", "block17_20_ac", "conv_7b_ac")),
     )
 )
