@@ -10,9 +10,18 @@ builder, ``list_models`` or ``create_model``.
 
 import importlib
 
+import wrapt
+
 from keras_ultradeep.registry import create_model, list_models
 
 __version__ = "0.1.0"
+
+# Our layers and optimizers register with Keras as soon as Keras is imported
+# (at once if it already is), so that keras.models.load_model finds them in
+# any process that imported keras_ultradeep; see keras_ultradeep.saving.
+wrapt.register_post_import_hook(
+    lambda keras: importlib.import_module("keras_ultradeep.saving").register_serializables(), "keras"
+)
 
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
@@ -124,6 +133,8 @@ _LAZY = {
     "feature_extractor": "keras_ultradeep.features",
     "convert_checkpoint": "keras_ultradeep.convert",
     "data_config": "keras_ultradeep.contract",
+    "predict": "keras_ultradeep.predict",
+    "saving": "keras_ultradeep.saving",
 }
 
 __all__ = ["create_model", "list_models", *_LAZY]

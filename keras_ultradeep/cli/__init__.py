@@ -2,8 +2,10 @@
 
     keras-ultradeep list [PATTERN] [--weights] [--no-params]
     keras-ultradeep summary MODEL [--input-size N] [--model-arg KEY=VALUE ...]
-    keras-ultradeep train MODEL [--recipe NAME] --dataset NAME --epochs N --batch-size B --output DIR
-    keras-ultradeep evaluate MODEL_FILE --dataset NAME [--crops 1|10]
+    keras-ultradeep train MODEL [--recipe NAME] --dataset NAME|FOLDER --epochs N --batch-size B --output DIR
+                          [--weights TAG [--freeze-epochs N]]
+    keras-ultradeep evaluate MODEL_FILE --dataset NAME|FOLDER [--crops 1|10]
+    keras-ultradeep predict MODEL IMAGE... [--top-k 5] [--json]
     keras-ultradeep export MODEL_FILE --format saved_model --output PATH [--overwrite]
     keras-ultradeep tune FAMILY --dataset NAME --max-trials N --epochs N --output DIR
     keras-ultradeep convert MODEL CHECKPOINT OUTPUT
@@ -11,7 +13,7 @@
     keras-ultradeep analyze {lesion,paths,reuse,columns} MODEL_FILE --dataset NAME [--json] [--plot FILE.png]
 
 One module per command group (:mod:`.models`, :mod:`.training`,
-:mod:`.export`, :mod:`.analysis`), each with an ``add_commands(commands)``; a command parses
+:mod:`.predict`, :mod:`.export`, :mod:`.analysis`), each with an ``add_commands(commands)``; a command parses
 its arguments and calls the library (registry, training, export, convert).
 Keras and TensorFlow are imported only inside commands, so ``--help`` is
 instant. A bad argument prints ``error: ...`` naming it and exits with status
@@ -24,13 +26,13 @@ import argparse
 import os
 import sys
 
-from keras_ultradeep.cli import analysis, export, models, training
+from keras_ultradeep.cli import analysis, export, models, predict, training
 from keras_ultradeep.cli.common import FAILURE, USAGE_ERROR, CommandParser, UserError
 
 __all__ = ["FAILURE", "USAGE_ERROR", "build_parser", "main"]
 
 # In the order ``--help`` lists them.
-COMMAND_GROUPS = (models, training, export, analysis)
+COMMAND_GROUPS = (models, training, predict, export, analysis)
 
 
 def build_parser():

@@ -77,16 +77,45 @@ def _train(args):
             jit_compile="auto" if args.jit_compile is None else args.jit_compile,
             mixed_precision=args.mixed_precision,
             distribute=args.distribute,
+            weights=args.weights,
+            freeze_epochs=args.freeze_epochs,
+            val_split=args.val_split,
             **{key: getattr(args, key) for key in OVERRIDABLE},
         )
     except fit.TrainingDiverged as error:
         raise UserError(str(error), FAILURE) from None
 
 
+def _evaluate_folder(args):
+    from keras_ultradeep.training import report
+
+    result = report.evaluate_folder(
+        args.model_file, args.dataset, output=args.report, batch_size=args.batch_size
+    )
+    print(
+        f"{args.model_file} on {args.dataset} ({result['examples']} images): top-1 {result['top1']:.4f}, "
+        f"top-5 {result['top5']:.4f}"
+    )
+    width = max(len(name) for name in result["class_names"])
+    print(f"{'CLASS':<{width}}  PRECISION  RECALL  IMAGES")
+    for name, row in result["per_class"].items():
+        precision = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+        recall = "-" if row["recall"] is None else f"{row['recall']:.3f}"
+        print(f"{name:<{width}}  {precision:>9}  {recall:>6}  {row['support']:>6}")
+    print(f"Report: {result['files']['report']} (confusion matrix and misclassified images beside it)")
+    if args.json:
+        import json
+
+        print(json.dumps(result))
+
+
 def _evaluate(args):
     import json
 
-    from keras_ultradeep.training import evaluate
+    from keras_ultradeep.training import evaluate, folders
+
+    if folders.is_image_folder(args.dataset):
+        return _evaluate_folder(args)
 
     result = evaluate.evaluate(
         args.model_file,
@@ -150,9 +179,21 @@ def add_commands(commands):
     )
     sub.add_argument("model_name", metavar="MODEL")
     sub.add_argument("--recipe", help="a paper's training recipe (default: 'default', Adam + cosine)")
-    sub.add_argument("--dataset", help="'digits' (offline) or a TensorFlow Datasets name (default: the recipe's)")
+    sub.add_argument(
+        "--dataset", help="'digits' (offline), a TensorFlow Datasets name, or a folder with one subfolder "
+        "of images per class (default: the recipe's)",
+    )
     sub.add_argument("--output", required=True, metavar="DIR", help="the run folder")
     _override_flags(sub)
+    sub.add_argument(
+        "--weights", metavar="TAG",
+        help="fine-tune from this pretrained tag: a new head, trained alone first, then everything",
+    )
+    sub.add_argument("--freeze-epochs", type=int, help="with --weights: head-only epochs (default: half)")
+    sub.add_argument(
+        "--val-split", type=float, default=0.2,
+        help="an image folder without train/ and val/: the validation fraction of each class",
+    )
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
         "--input-size", type=int, help="the image side (default: the recipe's, else the dataset's, "
@@ -175,12 +216,18 @@ def add_commands(commands):
         commands,
         "evaluate",
         _evaluate,
-        help="top-1/top-5 accuracy of a .keras model on a dataset, with 1 or 10 crops",
+        help="top-1/top-5 accuracy of a .keras model on a dataset (1 or 10 crops) or an image folder",
         description="Evaluates MODEL_FILE on the dataset's validation split. The preprocessing "
         "(normalization) is read from the metrics.json of the run folder the model is in, unless given.",
     )
     sub.add_argument("model_file", metavar="MODEL_FILE")
-    sub.add_argument("--dataset", required=True)
+    sub.add_argument(
+        "--dataset", required=True,
+        help="'digits', a TensorFlow Datasets name, or an image folder (one subfolder per class: "
+        "per-class precision and recall, a confusion matrix and the misclassified images)",
+    )
+    sub.add_argument("--report", metavar="DIR",
+                     help="an image folder's report folder (default: evaluation-NAME beside MODEL_FILE)")
     sub.add_argument("--crops", type=int, choices=(1, 10), default=1,
                      help="10: four corners and centre, each also flipped, predictions averaged")
     sub.add_argument("--batch-size", type=int, default=64)

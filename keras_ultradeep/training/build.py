@@ -67,11 +67,12 @@ def build_model(name, kwargs, *, input_shape, classes, mixed_precision=None):
     return prepare(model, mixed_precision=mixed_precision)
 
 
-def make_optimizer(settings, *, steps_per_epoch, total_epochs, boundaries):
-    """The run's optimizer, its learning rate following the recipe's schedule."""
+def make_optimizer(settings, *, steps_per_epoch, total_epochs, boundaries, learning_rate=None, schedule=None):
+    """The run's optimizer, its learning rate following the recipe's schedule
+    (``learning_rate`` and ``schedule`` replace the recipe's: a fine-tuning phase's)."""
     schedule = optimizers.make_schedule(
-        settings.schedule,
-        settings.learning_rate,
+        settings.schedule if schedule is None else schedule,
+        settings.learning_rate if learning_rate is None else learning_rate,
         total_steps=total_epochs * steps_per_epoch,
         boundaries=boundaries,
         factor=settings.lr_factor,

@@ -45,8 +45,9 @@ class RunRecorder(keras.callbacks.Callback):
     On a non-chief worker of a multi-worker run it writes nothing.
     """
 
-    def __init__(self, output, record, session_start, *, nan_guard=None, write=True, plot=True):
+    def __init__(self, output, record, session_start, *, nan_guard=None, write=True, plot=True, model_info=None):
         super().__init__()
+        self.model_info = model_info  # stored in every model file (class names, data configuration)
         self.output = Path(output)
         self.record = record
         self._earlier_wall_time = record["wall_time_s"]
@@ -72,7 +73,7 @@ class RunRecorder(keras.callbacks.Callback):
             return
         checkpoints = self.output / run_folder.CHECKPOINTS
         resume = checkpoints / f"epoch-{epoch + 1:04d}.keras"
-        run_folder.save_model(self.model, resume)
+        run_folder.save_model(self.model, resume, self.model_info)
         files.link_or_copy(resume, checkpoints / "last.keras")
         if best is None or entry["val_accuracy"] > best:
             files.link_or_copy(resume, checkpoints / "best.keras")
@@ -83,7 +84,7 @@ class RunRecorder(keras.callbacks.Callback):
     def finish(self):
         """Writes ``model.keras`` and marks the run complete (all epochs done)."""
         if self.writes:
-            run_folder.save_model(self.model, self.output / run_folder.MODEL_FILE)
+            run_folder.save_model(self.model, self.output / run_folder.MODEL_FILE, self.model_info)
         self.record["complete"] = True
         self._write()
         if self.writes:  # only once the run is recorded complete: they are its resume point

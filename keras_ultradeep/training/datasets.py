@@ -10,6 +10,10 @@ no test split, and for ImageNet) validates. ``imagenet2012`` needs its
 archives in TFDS' manual folder (``manual_dir``, by default
 ``DATA_DIR/downloads/manual``).
 
+A folder with one subfolder of images per class is read by
+``keras.utils.image_dataset_from_directory`` (see :mod:`.folders`): its
+``train``/``val`` subfolders, or a stratified ``val_split`` of each class.
+
 Images are scaled to [0, 1], resized with ``tf.image.resize`` to the requested
 size (without one, to the dataset's own size raised to the model's minimum
 input side) and normalized:
@@ -47,11 +51,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 
 from keras_ultradeep import checks
+from keras_ultradeep.training import folders
 from keras_ultradeep.training.preprocessing import (
     KNOWN_STATS,
     Preprocessing,
@@ -108,6 +114,7 @@ class ImageDataset:
     mean: tuple = ()
     std: tuple = ()
     train_epochs: object = None
+    class_names: tuple = ()  # an image folder's class subfolders (index order)
 
     @property
     def steps_per_epoch(self):
@@ -121,14 +128,20 @@ def _tfds_names():
     return tfds.list_builders(with_community_datasets=False)
 
 
-def check_dataset_name(name):
-    """Raises ``ValueError`` unless ``name`` is ``digits`` or a TFDS builder name.
+def check_dataset_name(name, *, val_split=0.2, seed=0):
+    """Raises ``ValueError`` unless ``name`` is ``digits``, a TFDS builder name or an image folder.
 
-    A TFDS name may carry a config and version (``"cifar10/3.0.2"``).
+    A TFDS name may carry a config and version (``"cifar10/3.0.2"``). An image
+    folder is checked whole (:func:`.folders.scan`): its classes and files.
     """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
     if not isinstance(name, str) or not name:
-        raise TypeError(f"dataset: expected a dataset name string, got {name!r}")
+        raise TypeError(f"dataset: expected a dataset name or folder, got {name!r}")
     if name == DIGITS:
+        return name
+    if folders.is_image_folder(name):
+        folders.scan(name, val_split=val_split, seed=seed)
         return name
     known = _tfds_names()
     if name.split("/", 1)[0] in known:
@@ -137,7 +150,8 @@ def check_dataset_name(name):
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
         f"dataset: unknown dataset {name!r}.{hint} Use {DIGITS!r} (scikit-learn's digits, "
-        "offline) or a TensorFlow Datasets name such as 'mnist' or 'cifar10'."
+        "offline), a TensorFlow Datasets name such as 'mnist' or 'cifar10', or a folder with "
+        "one subfolder of images per class."
     )
 
 
@@ -197,9 +211,12 @@ def _label_fn(one_hot, num_classes):
 
 
 def _finish(name, train_source, validation_source, *, size, channels, scale, num_classes, train_examples,
-            validation_examples, batch_size, seed, augmentation, normalization, one_hot):
+            validation_examples, batch_size, seed, augmentation, normalization, one_hot, stats=None,
+            center_crop=False, class_names=()):
     stats_source = train_source.map(lambda image, label: (tf.cast(image, tf.float32) * scale, label))
-    if normalization in ("mean", "mean_std"):
+    if stats is not None:  # a pretrained tag's
+        mean, std = (tuple(float(v) for v in values) for values in stats)
+    elif normalization in ("mean", "mean_std"):
         mean, std = normalization_stats(name, stats_source, channels)
     else:
         mean, std = (0.0,) * channels, (1.0,) * channels
@@ -209,6 +226,7 @@ def _finish(name, train_source, validation_source, *, size, channels, scale, num
         augmentation=augmentation,
         normalize=normalizer(normalization, mean, std),
         channels=channels,
+        center_crop=center_crop,
     )
     train_epochs, train, validation = _pipelines(
         train_source,
@@ -231,6 +249,7 @@ def _finish(name, train_source, validation_source, *, size, channels, scale, num
         mean=mean,
         std=std,
         train_epochs=train_epochs,
+        class_names=tuple(class_names),
     )
 
 
@@ -275,6 +294,31 @@ def validation_split_name(name, known_splits):
         return VALIDATION_SPLIT[base]
     # Before a dataset is downloaded its splits are unknown; most have "test".
     return "validation" if known_splits and "test" not in known_splits else "test"
+
+
+def _load_folder(path, *, input_size, seed, val_split, crop_pct, interpolation, **options):
+    layout = folders.scan(path, val_split=val_split, seed=seed)
+    if input_size is None:
+        raise ValueError(f"input_size: the images of folder {str(path)!r} vary in size; pass an input size")
+    load_side = max(input_size, round(input_size / crop_pct))
+    train, validation = folders.load_sources(
+        layout, load_side=load_side, interpolation=interpolation, seed=seed, val_split=val_split
+    )
+    return _finish(
+        str(path),
+        train,
+        validation,
+        size=(input_size, input_size),
+        channels=3,
+        scale=1.0 / 255.0,
+        num_classes=len(layout.class_names),
+        train_examples=len(layout.train_files),
+        validation_examples=len(layout.val_files),
+        seed=seed,
+        center_crop=True,
+        class_names=layout.class_names,
+        **options,
+    )
 
 
 def _split_size(dataset, info, split):
@@ -346,6 +390,10 @@ def load_dataset(
     normalization="unit",
     one_hot=False,
     train_split="train",
+    val_split=0.2,
+    crop_pct=1.0,
+    interpolation="bilinear",
+    stats=None,
 ):
     """Loads dataset ``name`` as batched train and validation pipelines.
 
@@ -362,11 +410,17 @@ def load_dataset(
         normalization: one of :data:`NORMALIZATIONS`.
         one_hot: one-hot labels (for label smoothing) instead of class indices.
         train_split: the TFDS split to train on (``"train+extra"`` for SVHN).
+        val_split: an image folder's validation fraction (without ``val/``).
+        crop_pct, interpolation: how an image folder's images are resized:
+            the central square to ``input_size / crop_pct``, then the
+            central ``input_size`` crop (see :mod:`.folders`).
+        stats: ``(mean, std)`` to normalize with (a pretrained tag's), else
+            published or measured ones.
 
     Returns:
         An :class:`ImageDataset`.
     """
-    check_dataset_name(name)
+    name = check_dataset_name(name, val_split=val_split, seed=seed)
     checks.positive_int(batch_size, "batch_size")
     checks.optional_positive_int(input_size, "input_size")
     checks.positive_int(min_size, "min_size")
@@ -378,6 +432,11 @@ def load_dataset(
         normalization=normalization,
         one_hot=bool(one_hot),
     )
+    if folders.is_image_folder(name):
+        return _load_folder(
+            name, input_size=input_size, seed=seed, val_split=val_split, crop_pct=crop_pct,
+            interpolation=interpolation, stats=stats, **options,
+        )
     if name == DIGITS:
         return _load_digits(input_size=input_size, min_size=min_size, seed=seed, **options)
     return _load_tfds(

@@ -53,7 +53,7 @@ import tensorflow as tf
 
 from keras_ultradeep import checks
 from keras_ultradeep.stats import parameter_counts
-from keras_ultradeep.training import build, datasets, recipes, run_folder
+from keras_ultradeep.training import build, datasets, finetune, recipes, run_folder
 from keras_ultradeep.training import distribute as distribute_lib
 from keras_ultradeep.training.callbacks import NanGuard, RunRecorder
 from keras_ultradeep.training.settings import (
@@ -95,6 +95,13 @@ def _describe_start(record, data, strategy, initial_epoch):
 
 
 def _load_data(settings, entry, *, data_dir, manual_dir):
+    folder_options = {}
+    if settings.weights is not None:  # the tag's preprocessing
+        config = finetune.tag_data_config(entry.name, settings.weights)
+        folder_options = dict(
+            crop_pct=config["crop_pct"], interpolation=config["interpolation"],
+            stats=(config["mean"], config["std"]),
+        )
     return datasets.load_dataset(
         settings.dataset,
         batch_size=settings.batch_size,
@@ -107,25 +114,69 @@ def _load_data(settings, entry, *, data_dir, manual_dir):
         normalization=settings.normalization,
         one_hot=bool(settings.label_smoothing),
         train_split=settings.train_split,
+        val_split=settings.val_split,
+        **folder_options,
     )
 
 
-def _compiled_model(entry, settings, applied_kwargs, data, *, total_epochs, boundaries, jit_compile):
-    model = build.build_model(
-        entry.name,
-        applied_kwargs,
-        input_shape=data.image_shape,
+def _build(entry, settings, applied_kwargs, data):
+    if settings.weights is None:
+        return build.build_model(
+            entry.name,
+            applied_kwargs,
+            input_shape=data.image_shape,
+            classes=data.num_classes,
+            mixed_precision=settings.mixed_precision,
+        )
+    model = finetune.build_finetune_model(
+        entry.name, applied_kwargs, weights=settings.weights, input_shape=data.image_shape,
         classes=data.num_classes,
-        mixed_precision=settings.mixed_precision,
     )
+    return build.prepare(model, mixed_precision=settings.mixed_precision)
+
+
+def _compile(model, settings, phase, data, *, boundaries, jit_compile):
+    """Compiles ``model`` for ``phase`` (a fresh optimizer for each phase)."""
+    if phase.body_trainable is not None:
+        finetune.set_body_trainable(model, phase.body_trainable)
     optimizer = build.make_optimizer(
-        settings, steps_per_epoch=data.steps_per_epoch, total_epochs=total_epochs, boundaries=boundaries
+        settings,
+        steps_per_epoch=data.steps_per_epoch,
+        total_epochs=phase.end - phase.start,
+        boundaries=boundaries if phase.body_trainable is None else [],
+        learning_rate=phase.learning_rate,
+        schedule=phase.schedule,
     )
     # The short default recipe reports accuracy only; the papers' recipes also top-5.
     top5 = data.num_classes > 5 and (bool(settings.label_smoothing) or settings.recipe != "default")
-    return build.compile_model(
+    build.compile_model(
         model, optimizer, label_smoothing=settings.label_smoothing, top5=top5, jit_compile=jit_compile
     )
+
+
+def _model_info(settings, data):
+    """What ``predict`` and ``evaluate`` need from the model file: class names, data configuration."""
+    channels = data.image_shape[-1]
+    mean, std = {
+        "unit": ((0.0,) * channels, (1.0,) * channels),
+        "mean": (data.mean, (1.0,) * channels),
+        "mean_std": (data.mean, data.std),
+        "symmetric": ((0.5,) * channels, (0.5,) * channels),
+    }[settings.normalization]
+    crop_pct, interpolation = 1.0, "bilinear"
+    if settings.weights is not None:
+        config = finetune.tag_data_config(settings.model, settings.weights)
+        crop_pct, interpolation = config["crop_pct"], config["interpolation"]
+    return {
+        "class_names": list(data.class_names) or [str(i) for i in range(data.num_classes)],
+        "data_config": {
+            "input_size": list(data.image_shape),
+            "crop_pct": crop_pct,
+            "interpolation": interpolation,
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+        },
+    }
 
 
 def _new_record(settings, applied_kwargs, data, model, *, earlier, initial_epoch, total_epochs,
@@ -180,14 +231,18 @@ def train(
     plot=True,
     callbacks=(),
     verbose="auto",
+    weights=None,
+    freeze_epochs=None,
+    val_split=0.2,
     **recipe_overrides,
 ):
     """Trains registry model ``model_name`` on ``dataset`` into the folder ``output``.
 
     Args:
         model_name: a registered name (``keras_ultradeep.list_models()``).
-        dataset: ``"digits"`` or a TensorFlow Datasets name (see
-            :mod:`keras_ultradeep.training.datasets`); default: the recipe's.
+        dataset: ``"digits"``, a TensorFlow Datasets name (see
+            :mod:`keras_ultradeep.training.datasets`) or a folder with one
+            subfolder of images per class (:mod:`.folders`); default: the recipe's.
         output: the run folder (created if needed). If it holds an unfinished
             run with the same settings, training resumes; a finished one is
             reported and not trained again.
@@ -206,6 +261,10 @@ def train(
         tensorboard, plot: write TensorBoard logs and the PNG of the curves.
         callbacks: extra Keras callbacks.
         verbose: passed to ``Model.fit`` (``"auto"``: a progress bar).
+        weights: a pretrained tag of ``model_name``: fine-tune it (:mod:`.finetune`),
+            with the tag's preprocessing.
+        freeze_epochs: with ``weights``, the head-only epochs (default: half the run).
+        val_split: an image folder's validation fraction per class (without ``val/``).
         **recipe_overrides: any other of :data:`.recipes.OVERRIDES`.
 
     Returns:
@@ -219,6 +278,7 @@ def train(
     entry, settings = resolve_settings(
         model_name, dataset=dataset, seed=seed, input_size=input_size, model_kwargs=model_kwargs,
         recipe=recipe, overrides=overrides, mixed_precision=mixed_precision,
+        weights=weights, freeze_epochs=freeze_epochs, val_split=val_split,
     )
     checks.one_of(jit_compile, "jit_compile", JIT_COMPILE)
     distribute_lib.check_strategy(distribute)
@@ -247,15 +307,16 @@ def train(
     data = _load_data(settings, entry, data_dir=data_dir, manual_dir=manual_dir)
     total_epochs = recipes.run_epochs(settings.record(), data.steps_per_epoch)
     boundaries = recipes.schedule_boundaries(settings.record(), data.steps_per_epoch)
-    with strategy.scope():
-        model = _compiled_model(
-            entry, settings, applied_kwargs, data,
-            total_epochs=total_epochs, boundaries=boundaries, jit_compile=jit_compile,
-        )
-    if distribute == "multi_worker":
-        distribute_lib.adapt_to_multi_worker(model, strategy, next(iter(data.validation.take(1))))
+    run_phases = finetune.phases(settings, total_epochs)
     checkpoints = run_folder.epoch_checkpoints(output)
     initial_epoch = max(checkpoints, default=0)
+    # The phase that wrote the checkpoint restores it (its optimizer's variables).
+    current = next(i for i, p in enumerate(run_phases) if p.start <= initial_epoch <= p.end)
+    with strategy.scope():
+        model = _build(entry, settings, applied_kwargs, data)
+        _compile(model, settings, run_phases[current], data, boundaries=boundaries, jit_compile=jit_compile)
+    if distribute == "multi_worker":
+        distribute_lib.adapt_to_multi_worker(model, strategy, next(iter(data.validation.take(1))))
     if initial_epoch:
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)
@@ -271,24 +332,35 @@ def train(
     )
     _describe_start(record, data, strategy, initial_epoch)
     guard = NanGuard()
-    recorder = RunRecorder(output, record, session_start, nan_guard=guard, write=chief, plot=plot)
+    recorder = RunRecorder(
+        output, record, session_start, nan_guard=guard, write=chief, plot=plot,
+        model_info=_model_info(settings, data),
+    )
     fit_callbacks = [guard, recorder]
     if tensorboard and chief:
         fit_callbacks.append(
             keras.callbacks.TensorBoard(str(output / run_folder.TENSORBOARD), write_graph=False, profile_batch=0)
         )
     fit_callbacks.extend(callbacks)
-    if initial_epoch < total_epochs:
+    for index, phase in enumerate(run_phases[current:], start=current):
+        start = max(initial_epoch, phase.start)
+        if start >= phase.end:
+            continue
+        if index != current:
+            with strategy.scope():
+                _compile(model, settings, phase, data, boundaries=boundaries, jit_compile=jit_compile)
         model.fit(
-            data.train_epochs(initial_epoch, total_epochs),
+            data.train_epochs(start, phase.end),
             validation_data=data.validation,
-            epochs=total_epochs,
-            initial_epoch=initial_epoch,
+            epochs=phase.end,
+            initial_epoch=start,
             steps_per_epoch=data.steps_per_epoch,
             callbacks=fit_callbacks,
             shuffle=False,  # the pipeline shuffles, by epoch
             verbose=verbose,
         )
+        if guard.stopped:
+            break
     if guard.stopped:
         raise TrainingDiverged(
             f"{guard.stopped}; stopped. The last good checkpoint (after epoch "

@@ -108,18 +108,22 @@ def random_resized_crop(image, size, seed):
 class Preprocessing:
     """The per-image train and eval functions for one dataset and recipe."""
 
-    def __init__(self, size, *, scale, augmentation, normalize, channels):
+    def __init__(self, size, *, scale, augmentation, normalize, channels, center_crop=False):
         self.size = tuple(size)
         self.scale = scale
         self.augmentation = augmentation
         self.normalize = normalize
         self.channels = channels
+        # Images read larger than ``size`` (``size / crop_pct``) give their central crop.
+        self.center_crop = center_crop
 
     def _scaled(self, image):
         return tf.cast(image, tf.float32) * self.scale
 
     def _resized(self, image):
         if tuple(image.shape[:2]) != self.size:
+            if self.center_crop:
+                return tf.image.resize_with_crop_or_pad(image, *self.size)
             image = tf.image.resize(image, self.size)
         return image
 

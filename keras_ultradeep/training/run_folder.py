@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 
-from keras_ultradeep import files
+from keras_ultradeep import files, saving
 
 __all__ = [
     "CHECKPOINTS",
@@ -38,9 +38,12 @@ CHECKPOINTS = "checkpoints"
 _EPOCH_CHECKPOINT = re.compile(r"^epoch-(\d+)\.keras$")
 
 
-def save_model(model, path):
+def save_model(model, path, info=None):
+    """Saves ``model`` to ``path`` atomically, with this package's ``info`` inside (see :mod:`..saving`)."""
     with files.atomic_path(path) as temp:
         model.save(temp)
+        if info:
+            saving.write_model_info(temp, info)
 
 
 def history_csv(history):

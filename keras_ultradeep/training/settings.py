@@ -16,11 +16,13 @@ import os
 from pathlib import Path
 
 from keras_ultradeep import checks, registry
-from keras_ultradeep.training import datasets, recipes
+from keras_ultradeep.training import datasets, folders, recipes
 
 __all__ = [
     "JIT_COMPILE",
     "MIXED_PRECISION",
+    "DEFAULT_VAL_SPLIT",
+    "FINE_TUNE_LR_FACTOR",
     "TrainSettings",
     "builder_kwargs",
     "check_output",
@@ -28,6 +30,10 @@ __all__ = [
 ]
 
 MIXED_PRECISION = ("mixed_float16", "mixed_bfloat16")
+DEFAULT_VAL_SPLIT = 0.2
+# Fine-tuning's second phase (everything trainable) runs at this fraction of the
+# learning rate, so that the pretrained body moves little (Keras' transfer-learning guide).
+FINE_TUNE_LR_FACTOR = 0.1
 JIT_COMPILE = (True, False, "auto")
 # Set by the trainer from the dataset, so not accepted in ``model_kwargs``.
 _TRAINER_ARGUMENTS = ("input_shape", "input_tensor", "classes", "include_top")
@@ -67,6 +73,12 @@ class TrainSettings:
     milestone_scale: float | None
     seed: int = 0
     mixed_precision: str | None = None
+    # Fine-tuning (``weights``: a pretrained tag): the head alone for
+    # ``freeze_epochs`` epochs, then everything at ``learning_rate * FINE_TUNE_LR_FACTOR``.
+    weights: str | None = None
+    freeze_epochs: int = 0
+    # An image folder without train/ and val/: the validation fraction of each class.
+    val_split: float = 0.2
 
     def record(self):
         """The settings as the JSON-friendly dict stored in ``metrics.json``."""
@@ -74,10 +86,12 @@ class TrainSettings:
 
     def differences(self, record):
         """``["key X there, Y here", ...]`` for each setting ``record`` holds otherwise."""
+        # A setting added after the record was written matches at its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return [
             f"{key} {record.get(key)!r} there, {value!r} here"
             for key, value in self.record().items()
-            if record.get(key) != value
+            if record.get(key, defaults[key]) != value
         ]
 
 
@@ -136,15 +150,56 @@ def builder_kwargs(entry, settings, *, dropout_given):
     return applied
 
 
+def _check_fine_tuning(entry, weights, freeze_epochs, epochs, dataset):
+    """``freeze_epochs`` checked (by default half the run, at least one epoch, with ``weights``)."""
+    from keras_ultradeep import weights as weights_lib
+
+    if weights is None:
+        if freeze_epochs:
+            raise ValueError("freeze_epochs: only with weights (fine-tuning a pretrained model)")
+        return 0
+    tags = weights_lib.pretrained_tags(entry.name)
+    if weights not in tags:
+        raise ValueError(
+            f"weights: {entry.name} has no pretrained tag {weights!r} "
+            f"(available: {', '.join(tags) or 'none'})"
+        )
+    if dataset == datasets.DIGITS:
+        raise ValueError("weights: pretrained weights need RGB images; digits is grayscale")
+    if epochs is None:
+        raise ValueError("epochs: fine-tuning counts epochs; give epochs rather than steps")
+    if freeze_epochs is None:
+        return max(1, epochs // 2)
+    checks.integer(freeze_epochs, "freeze_epochs", minimum=0, maximum=epochs)
+    return freeze_epochs
+
+
+def _default_input_size(entry, weights):
+    """An image folder's input side: the pretrained tag's, else the model's default."""
+    if weights is not None:
+        from keras_ultradeep.training.finetune import tag_data_config
+
+        return int(tag_data_config(entry.name, weights)["input_size"][0])
+    return entry.default_size
+
+
 def resolve_settings(
-    model_name, *, dataset, seed, input_size, model_kwargs, recipe, overrides, mixed_precision
+    model_name, *, dataset, seed, input_size, model_kwargs, recipe, overrides, mixed_precision,
+    weights=None, freeze_epochs=None, val_split=DEFAULT_VAL_SPLIT,
 ):
     """Checks every argument (before any work); returns ``(registry entry, TrainSettings)``."""
     entry = registry.model_entry(model_name)
     config = recipes.resolve(recipe, **overrides)
     checks.integer(seed, "seed", minimum=0)
+    val_split = checks.number_in(val_split, "val_split", 0, 1, low_open=True, high_open=True)
+    if isinstance(dataset, os.PathLike):
+        dataset = os.fspath(dataset)
+    folder = dataset is not None and folders.is_image_folder(dataset)
+    freeze_epochs = _check_fine_tuning(entry, weights, freeze_epochs, config["epochs"], dataset)
     if input_size is None:
         input_size = config["input_size"]
+    if input_size is None and folder:
+        input_size = _default_input_size(entry, weights)
     if input_size is not None:
         checks.positive_int(input_size, "input_size")
         if input_size < entry.min_size:
@@ -159,8 +214,10 @@ def resolve_settings(
         dataset = recipes.get_recipe(config["recipe"]).dataset
         if dataset is None:
             raise ValueError("dataset: expected a dataset name (the recipe has none)")
-    datasets.check_dataset_name(dataset)
+    datasets.check_dataset_name(dataset, val_split=val_split, seed=seed)
     config.pop("input_size")
+    if weights is not None:
+        config["normalization"] = "mean_std"  # with the tag's mean and standard deviation
     settings = TrainSettings(
         model=model_name,
         model_kwargs=model_kwargs,
@@ -169,5 +226,8 @@ def resolve_settings(
         **config,
         seed=seed,
         mixed_precision=mixed_precision,
+        weights=weights,
+        freeze_epochs=freeze_epochs,
+        val_split=val_split,
     )
     return entry, settings
