@@ -26,11 +26,11 @@ TINY = {"depth": 10, "growth_rate": 4}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _train(output, dataset, **overrides):
+def _train(output, dataset, model="densenet40_k12", **overrides):
     arguments = dict(dataset=str(dataset), epochs=2, batch_size=16, input_size=16, output=output,
                      model_kwargs=TINY, verbose=0, tensorboard=False, plot=False)
     arguments.update(overrides)
-    return fit.train("densenet40_k12", **arguments)
+    return fit.train(model, **arguments)
 
 
 def _run(capsys, *argv):
@@ -274,44 +274,62 @@ def test_every_recipe_and_optimizer_loads_with_plain_keras(folder_run, tmp_path)
     kinds = {tuple(v) for v in loaded.values()}
     assert {name for _, name in kinds} == {"SGD", "RMSprop", "Adam"}
     assert all(module == "keras_ultradeep.training.optimizers" for module, _ in kinds)
+    # The issue's own command: Keras imported first, then the package.
+    code = f"import keras, keras_ultradeep; keras.models.load_model({paths[0]!r}); print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
 # ----------------------------------------------------------------------- fine-tuning
 
 TAG = "test_in1k"
-TAG_CONFIG = {"input_size": [32, 32, 3], "mean": [0.4, 0.4, 0.4], "std": [0.3, 0.3, 0.3],
+TAG_CONFIG = {"input_size": [224, 224, 3], "mean": [0.4, 0.4, 0.4], "std": [0.3, 0.3, 0.3],
               "crop_pct": 0.875, "interpolation": "bicubic"}
+ARCH = "densenet121"  # the smallest registry model whose builder looks tags up under its own name
 
 
-@pytest.fixture
-def pretrained_tag(file_server, monkeypatch):
-    """A pretrained tag of the tiny densenet40_k12 (random weights), served from 127.0.0.1."""
+@pytest.fixture(scope="module")
+def tag_files(tmp_path_factory):
+    """DenseNet-121 weights files (random, top and no-top), written once for the module."""
     from keras_ultradeep import registry
 
-    root, url_of, requests = file_server
-    # The full architecture: a tag belongs to the registry name, not to a resized variant.
-    top = registry.create_model("densenet40_k12", weights=None, classes=1000)
+    root = tmp_path_factory.mktemp("tag")
+    top = registry.create_model(ARCH, weights=None)
     rng = np.random.default_rng(0)
     for weight in top.weights:
-        weight.assign(rng.uniform(0.5, 1.5, weight.shape) if "variance" in weight.path
-                      else rng.normal(0, 0.1, weight.shape))
-    notop = registry.create_model("densenet40_k12", weights=None, include_top=False, pooling="avg",
-                                  input_shape=(16, 16, 3))
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape) if "variance" in weight.path or "gamma" in weight.path
+                      else rng.normal(0, 0.05, weight.shape))
+    notop = registry.create_model(ARCH, weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
     notop.set_weights(top.get_weights()[: len(notop.weights)])
     top.save_weights(root / "top.weights.h5")
     notop.save_weights(root / "notop.weights.h5")
-    files = {
-        kind: {"url": url_of(f"{kind}.weights.h5"), "file_name": f"tag_{kind}.weights.h5",
-               "hash": "sha256:" + hashlib.sha256((root / f"{kind}.weights.h5").read_bytes()).hexdigest()}
-        for kind in ("top", "notop")
-    }
+    keras.backend.clear_session()
+    return root, {w.path: w.numpy() for w in notop.weights}, notop.output_shape[-1]
+
+
+@pytest.fixture
+def pretrained_tag(tag_files, file_server, monkeypatch):
+    """A pretrained tag of densenet121 (random weights) served from 127.0.0.1; the model's only tag."""
+    import shutil
+
+    source, pretrained, features = tag_files
+    root, url_of, _ = file_server
+    files = {}
+    for kind in ("top", "notop"):
+        shutil.copyfile(source / f"{kind}.weights.h5", root / f"{kind}.weights.h5")
+        files[kind] = {"url": url_of(f"{kind}.weights.h5"), "file_name": f"tag_{kind}.weights.h5",
+                       "hash": "sha256:" + hashlib.sha256((root / f"{kind}.weights.h5").read_bytes()).hexdigest()}
     entry = weights_lib.WeightsEntry(
-        model="densenet40_k12", tag=TAG, source="test", format="keras-h5", files=files, classes=1000,
+        model=ARCH, tag=TAG, source="test", format="keras-h5", files=files, classes=1000,
         licence="test", preprocessing={"mode": "torch", **TAG_CONFIG}, accuracy={},
     )
-    real = weights_lib.manifest()
-    monkeypatch.setattr(weights_lib, "manifest", lambda: (*real, entry))
-    return notop
+    others = tuple(e for e in weights_lib.manifest() if e.model != ARCH)
+    monkeypatch.setattr(weights_lib, "manifest", lambda: (*others, entry))
+    return pretrained, features
+
+
+def _tag_train(output, dataset, **overrides):
+    return _train(output, dataset, ARCH, weights=TAG, input_size=32, model_kwargs=None, **overrides)
 
 
 def _body(model):
@@ -319,17 +337,16 @@ def _body(model):
 
 
 def test_fine_tuning_freezes_then_trains_the_body(pretrained_tag, tmp_path):
-    folder = write_digit_folder(tmp_path / "digits", per_class=10, size=20)
-    record = _train(tmp_path / "run", folder, weights=TAG, freeze_epochs=1, epochs=2, input_size=None,
-                    model_kwargs=None)
+    pretrained, _ = pretrained_tag
+    folder = write_digit_folder(tmp_path / "digits", per_class=8, size=20)
+    record = _tag_train(tmp_path / "run", folder, freeze_epochs=1, epochs=2)
     assert record["complete"] and record["weights"] == TAG and record["freeze_epochs"] == 1
-    assert record["input_size"] == 32 and record["normalization"] == "mean_std"  # the tag's
+    assert record["normalization"] == "mean_std"  # with the tag's statistics
     assert record["normalization_mean"] == TAG_CONFIG["mean"] and record["normalization_std"] == TAG_CONFIG["std"]
     info = saving.read_model_info(tmp_path / "run" / "model.keras")
     assert (info["data_config"]["crop_pct"], info["data_config"]["interpolation"]) == (0.875, "bicubic")
-    assert info["data_config"]["mean"] == TAG_CONFIG["mean"]
+    assert info["data_config"]["mean"] == TAG_CONFIG["mean"] and info["class_names"] == ["digit_0", "digit_1", "digit_2"]
 
-    pretrained = {w.path: w.numpy() for w in pretrained_tag.weights}
     final = keras.models.load_model(tmp_path / "run" / "model.keras")
     body = {w.path: w.numpy() for w in _body(final).weights}
     moving = [p for p in pretrained if "moving" in p]
@@ -338,17 +355,29 @@ def test_fine_tuning_freezes_then_trains_the_body(pretrained_tag, tmp_path):
     for path in moving:  # BatchNorm in inference mode in both phases: statistics untouched
         np.testing.assert_array_equal(body[path], pretrained[path])
     assert any(not np.array_equal(body[p], pretrained[p]) for p in kernels)  # phase 2 trained the body
-    assert final.layers[-1].output.shape[-1] == 3
+    assert final.output_shape == (None, 3)
 
 
 def test_fine_tuning_first_phase_trains_only_the_head(pretrained_tag, tmp_path):
-    folder = write_digit_folder(tmp_path / "digits", per_class=10, size=20)
-    record = _train(tmp_path / "run", folder, weights=TAG, freeze_epochs=1, epochs=1, model_kwargs=None)
-    assert record["params"]["trainable"] == 3 * (pretrained_tag.output_shape[-1] + 1)  # the head only
+    pretrained, features = pretrained_tag
+    folder = write_digit_folder(tmp_path / "digits", per_class=8, size=20)
+    record = _tag_train(tmp_path / "run", folder, freeze_epochs=1, epochs=1)
+    assert record["params"]["trainable"] == 3 * (features + 1)  # the new head only
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     for weight in _body(model).weights:
-        original = next(w for w in pretrained_tag.weights if w.path == weight.path)
-        np.testing.assert_array_equal(weight.numpy(), original.numpy())
+        np.testing.assert_array_equal(weight.numpy(), pretrained[weight.path])
+
+
+def test_fine_tuning_input_size_defaults_to_the_tags(pretrained_tag, tmp_path):
+    from keras_ultradeep.training import settings
+
+    folder = write_digit_folder(tmp_path / "digits", digits=(1, 2), per_class=4)
+    arguments = dict(dataset=str(folder), seed=0, input_size=None, model_kwargs=None, recipe=None,
+                     overrides={"epochs": 4}, mixed_precision=None)
+    _, tuned = settings.resolve_settings(ARCH, weights=TAG, **arguments)
+    assert (tuned.input_size, tuned.freeze_epochs, tuned.normalization) == (224, 2, "mean_std")
+    _, plain = settings.resolve_settings("densenet40_k12", **arguments)
+    assert (plain.input_size, plain.freeze_epochs, plain.normalization) == (32, 0, "unit")
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -359,12 +388,12 @@ class _Interrupt(keras.callbacks.Callback):
 
 def test_fine_tuning_resumes_across_the_phase_boundary(pretrained_tag, tmp_path):
     folder = write_digit_folder(tmp_path / "digits", per_class=8, size=16)
-    options = dict(weights=TAG, freeze_epochs=1, epochs=2, seed=1, model_kwargs=None)
-    whole = _train(tmp_path / "whole", folder, **options)
+    options = dict(freeze_epochs=1, epochs=2, seed=1)
+    whole = _tag_train(tmp_path / "whole", folder, **options)
     with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path / "cut", folder, callbacks=[_Interrupt()], **options)
+        _tag_train(tmp_path / "cut", folder, callbacks=[_Interrupt()], **options)
     assert not (tmp_path / "cut" / "model.keras").exists()
-    resumed = _train(tmp_path / "cut", folder, **options)
+    resumed = _tag_train(tmp_path / "cut", folder, **options)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
     a = keras.models.load_model(tmp_path / "whole" / "model.keras")
     b = keras.models.load_model(tmp_path / "cut" / "model.keras")
@@ -376,7 +405,7 @@ def test_fine_tuning_resumes_across_the_phase_boundary(pretrained_tag, tmp_path)
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(weights="nope"), "weights: densenet40_k12 has no pretrained tag 'nope'"),
+        (dict(weights="nope"), "weights: densenet121 has no pretrained tag 'nope'"),
         (dict(weights=TAG, freeze_epochs=3), r"freeze_epochs: expected an integer in \[0, 2\], got 3"),
         (dict(freeze_epochs=1), "freeze_epochs: only with weights"),
         (dict(weights=TAG, dataset="digits"), "weights: pretrained weights need RGB images"),
@@ -384,9 +413,10 @@ def test_fine_tuning_resumes_across_the_phase_boundary(pretrained_tag, tmp_path)
 )
 def test_fine_tuning_bad_arguments(pretrained_tag, tmp_path, overrides, message):
     folder = write_digit_folder(tmp_path / "digits", digits=(1, 2), per_class=4)
-    arguments = dict(overrides, model_kwargs=None)
+    arguments = dict(overrides, model_kwargs=None, input_size=32)
     with pytest.raises(ValueError, match=message):
-        _train(tmp_path / "run", arguments.pop("dataset", folder), **arguments)
+        fit.train(ARCH, dataset=str(arguments.pop("dataset", folder)), epochs=2, output=tmp_path / "run",
+                  **arguments)
     assert not (tmp_path / "run").exists()
 
 
@@ -394,14 +424,14 @@ def test_predict_with_a_pretrained_tag_names_imagenet_classes(pretrained_tag, tm
     from keras_ultradeep import predict
 
     image = write_digit_folder(tmp_path / "digits", digits=(1, 2), per_class=1) / "digit_1" / "1_0000.png"
-    status, out, err = _run(capsys, "predict", f"densenet40_k12.{TAG}", image, "--top-k", "3", "--json")
+    status, out, err = _run(capsys, "predict", f"{ARCH}.{TAG}", image, "--top-k", "3", "--json")
     assert status == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     names = predict.imagenet_class_names()
     assert len(names) == 1000 and len(set(names)) > 990
     assert len(result["predictions"]) == 3 and all(p["class"] in names for p in result["predictions"])
     # A bare name takes the model's (only) tag.
-    status, out2, _ = _run(capsys, "predict", "densenet40_k12", image, "--top-k", "3", "--json")
+    status, out2, _ = _run(capsys, "predict", ARCH, image, "--top-k", "3", "--json")
     assert status == 0 and json.loads(out2.strip().splitlines()[-1]) == result
 
 
