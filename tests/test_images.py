@@ -304,7 +304,8 @@ def tag_files(tmp_path_factory):
     top.save_weights(root / "top.weights.h5")
     notop.save_weights(root / "notop.weights.h5")
     keras.backend.clear_session()
-    return root, {w.path: w.numpy() for w in notop.weights}, notop.output_shape[-1]
+    # In build order (a loaded model's nested variables may carry other paths).
+    return root, [(w.path, w.numpy()) for w in notop.weights], notop.output_shape[-1]
 
 
 @pytest.fixture
@@ -348,13 +349,14 @@ def test_fine_tuning_freezes_then_trains_the_body(pretrained_tag, tmp_path):
     assert info["data_config"]["mean"] == TAG_CONFIG["mean"] and info["class_names"] == ["digit_0", "digit_1", "digit_2"]
 
     final = keras.models.load_model(tmp_path / "run" / "model.keras")
-    body = {w.path: w.numpy() for w in _body(final).weights}
-    moving = [p for p in pretrained if "moving" in p]
-    kernels = [p for p in pretrained if "kernel" in p]
+    body = [w.numpy() for w in _body(final).weights]
+    assert len(body) == len(pretrained)
+    moving = [i for i, (path, _) in enumerate(pretrained) if "moving" in path]
+    kernels = [i for i, (path, _) in enumerate(pretrained) if "kernel" in path]
     assert moving and kernels
-    for path in moving:  # BatchNorm in inference mode in both phases: statistics untouched
-        np.testing.assert_array_equal(body[path], pretrained[path])
-    assert any(not np.array_equal(body[p], pretrained[p]) for p in kernels)  # phase 2 trained the body
+    for i in moving:  # BatchNorm in inference mode in both phases: statistics untouched
+        np.testing.assert_array_equal(body[i], pretrained[i][1])
+    assert any(not np.array_equal(body[i], pretrained[i][1]) for i in kernels)  # phase 2 trained the body
     assert final.output_shape == (None, 3)
 
 
@@ -364,8 +366,8 @@ def test_fine_tuning_first_phase_trains_only_the_head(pretrained_tag, tmp_path):
     record = _tag_train(tmp_path / "run", folder, freeze_epochs=1, epochs=1)
     assert record["params"]["trainable"] == 3 * (features + 1)  # the new head only
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
-    for weight in _body(model).weights:
-        np.testing.assert_array_equal(weight.numpy(), pretrained[weight.path])
+    for weight, (_, original) in zip(_body(model).weights, pretrained, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), original)
 
 
 def test_fine_tuning_input_size_defaults_to_the_tags(pretrained_tag, tmp_path):

@@ -15,6 +15,7 @@ from keras_ultradeep.training import optimizers
 
 __all__ = [
     "BATCH_NORM_MOMENTUM",
+    "all_layers",
     "build_model",
     "compile_model",
     "float32_head",
@@ -28,10 +29,11 @@ __all__ = [
 BATCH_NORM_MOMENTUM = 0.9
 
 
-def _layers(layer):
+def all_layers(layer):
+    """``layer`` and every layer nested in it, depth first."""
     yield layer
     for inner in getattr(layer, "layers", ()):
-        yield from _layers(inner)
+        yield from all_layers(inner)
 
 
 def float32_head(model):
@@ -45,7 +47,7 @@ def float32_head(model):
 
 def prepare(model, *, mixed_precision=None):
     """``model`` with the trainer's BatchNorm momentum (and a float32 head under mixed precision)."""
-    for layer in _layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = BATCH_NORM_MOMENTUM
     if mixed_precision:

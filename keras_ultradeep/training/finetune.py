@@ -8,9 +8,10 @@ the trainer's terms:
    called with ``training=False``, so its BatchNorm layers stay in inference
    mode (their statistics are the pretrained ones); only the head trains,
    for ``freeze_epochs`` epochs at the recipe's learning rate;
-2. then everything trains at ``FINE_TUNE_LR_FACTOR`` times that rate (the
-   recipe's schedule over the remaining epochs), BatchNorm still in
-   inference mode.
+2. then everything but BatchNorm trains at ``FINE_TUNE_LR_FACTOR`` times that
+   rate (the recipe's schedule over the remaining epochs); BatchNorm layers
+   stay frozen, so in inference mode with the pretrained statistics (keras.io's
+   fine-tuning recipe).
 
 Each phase compiles its own optimizer, so a run resumed after a kill restores
 the checkpoint into the phase that wrote it and then goes on exactly as an
@@ -89,7 +90,20 @@ def phases(settings, total_epochs):
 
 
 def set_body_trainable(model, trainable):
-    """Freezes or unfreezes the pretrained body (the model's one nested model)."""
+    """Freezes or unfreezes the pretrained body (the model's one nested model).
+
+    Its BatchNorm layers stay frozen either way: a frozen BatchNorm runs in
+    inference mode in Keras, whatever ``training`` the functional graph passes
+    down (``fit`` passes ``training=True`` to every layer, overriding the
+    ``training=False`` of the body's call).
+    """
+    import keras
+
+    from keras_ultradeep.training.build import all_layers
+
     for layer in model.layers:
         if hasattr(layer, "layers"):
             layer.trainable = trainable
+            for inner in all_layers(layer):
+                if isinstance(inner, keras.layers.BatchNormalization):
+                    inner.trainable = False
