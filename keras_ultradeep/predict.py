@@ -29,7 +29,9 @@ from keras_ultradeep import checks
 __all__ = ["Classifier", "load_classifier", "classify_files", "imagenet_class_names", "DEFAULT_DATA_CONFIG"]
 
 # A model that stores no data configuration: resized to its input, in [0, 1].
-DEFAULT_DATA_CONFIG = {"crop_pct": 1.0, "interpolation": "bilinear", "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+DEFAULT_DATA_CONFIG = {
+    "crop_pct": 1.0, "interpolation": "bilinear", "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "channel_order": "RGB",
+}
 
 
 @dataclasses.dataclass
@@ -73,19 +75,17 @@ def _pretrained(spec):
 
     arch, _, tag = spec.partition(".")
     registry.model_entry(arch)  # an unknown name raises, with suggestions
-    tags = weights.pretrained_tags(arch)
-    if not tag:
-        if not tags:
-            raise ValueError(
-                f"model: {arch} has no pretrained weights; give {arch}.<tag> with a tag of "
-                "`keras-ultradeep list --weights`, or a .keras file written by train"
-            )
-        tag = tags[0]
-    elif tag not in tags:
+    row = weights.resolve(arch, tag or "imagenet", warn=False)  # no tag: what weights="imagenet" loads
+    if row is None and not tag:
         raise ValueError(
-            f"model: {arch} has no pretrained tag {tag!r} (available: {', '.join(tags) or 'none'})"
+            f"model: {arch} has no pretrained weights; give {arch}.<tag> with a tag of "
+            "`keras-ultradeep list --weights`, or a .keras file written by train"
         )
-    return arch, tag
+    if row is None:
+        raise ValueError(
+            f"model: {arch} has no pretrained tag {tag!r} (available: {', '.join(weights.tags(arch)) or 'none'})"
+        )
+    return arch, row.tag
 
 
 def load_classifier(spec):
@@ -124,6 +124,8 @@ def read_image(path, classifier):
     import keras
     import tensorflow as tf
 
+    from keras_ultradeep.training import preprocessing
+
     config = classifier.data_config
     side = classifier.input_size
     channels = int(classifier.model.input_shape[-1])
@@ -141,9 +143,10 @@ def read_image(path, classifier):
     image = tf.image.resize_with_crop_or_pad(image, side, side) / 255.0
     if channels == 1:
         image = tf.image.rgb_to_grayscale(image)
-    mean = np.asarray(config["mean"], "float32")[:channels]
-    std = np.asarray(config["std"], "float32")[:channels]
-    return ((np.asarray(image) - mean) / std).astype("float32")
+    normalize = preprocessing.normalizer(
+        "mean_std", config["mean"][:channels], config["std"][:channels], config.get("channel_order", "RGB")
+    )
+    return np.asarray(normalize(image), "float32")
 
 
 def classify_files(classifier, paths, *, top_k=5, batch_size=32):

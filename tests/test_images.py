@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import keras_ultradeep as ku
 from keras_ultradeep import cli, saving
 from keras_ultradeep import weights as weights_lib
 from keras_ultradeep.training import datasets, fit, folders
@@ -284,7 +285,7 @@ def test_every_recipe_and_optimizer_loads_with_plain_keras(folder_run, tmp_path)
 
 TAG = "test_in1k"
 TAG_CONFIG = {"input_size": [224, 224, 3], "mean": [0.4, 0.4, 0.4], "std": [0.3, 0.3, 0.3],
-              "crop_pct": 0.875, "interpolation": "bicubic"}
+              "crop_pct": 0.875, "interpolation": "bicubic", "channel_order": "RGB"}
 ARCH = "densenet121"  # the smallest registry model whose builder looks tags up under its own name
 
 
@@ -320,12 +321,13 @@ def pretrained_tag(tag_files, file_server, monkeypatch):
         shutil.copyfile(source / f"{kind}.weights.h5", root / f"{kind}.weights.h5")
         files[kind] = {"url": url_of(f"{kind}.weights.h5"), "file_name": f"tag_{kind}.weights.h5",
                        "hash": "sha256:" + hashlib.sha256((root / f"{kind}.weights.h5").read_bytes()).hexdigest()}
-    entry = weights_lib.WeightsEntry(
-        model=ARCH, tag=TAG, source="test", format="keras-h5", files=files, classes=1000,
-        licence="test", preprocessing={"mode": "torch", **TAG_CONFIG}, accuracy={},
+    row = weights_lib.Weights(
+        arch=ARCH, tag=TAG, source="keras-applications", format="keras-h5", licence="test", classes=1000,
+        top1={}, data={**TAG_CONFIG, "test_input_size": TAG_CONFIG["input_size"], "crop_mode": "center"},
+        files=files,
     )
-    others = tuple(e for e in weights_lib.manifest() if e.model != ARCH)
-    monkeypatch.setattr(weights_lib, "manifest", lambda: (*others, entry))
+    table = {**weights_lib.index(), ARCH: {TAG: row}}
+    monkeypatch.setattr(weights_lib.table, "index", lambda: table)
     return pretrained, features
 
 
@@ -449,3 +451,29 @@ def test_read_image_follows_the_data_config(tmp_path):
     image = predict.read_image(tmp_path / "wide.png", predict.Classifier(model, ["a", "b"], config, "m"))
     assert image.shape == (8, 8, 3)
     np.testing.assert_allclose(image, (200 / 255 - 0.5) / 0.25, atol=1e-5)
+
+
+def test_caffe_mode_tags_get_bgr_mean_subtracted_pixels(tmp_path):
+    """keras.applications' caffe-mode preprocessing, from data_config, in predict and in training."""
+    from keras_ultradeep import predict
+
+    config = ku.data_config("vgg16_keras.imagenet")
+    assert config["channel_order"] == "BGR"
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (8, 8, 3), dtype="uint8")
+    expected = keras.applications.vgg16.preprocess_input(pixels.astype("float32")[None])[0]
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    folder = tmp_path / "colours"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(pixels).save(folder / name / f"{i}.png")
+    classifier = predict.Classifier(model, ["a", "b"], {**config, "input_size": (8, 8, 3), "crop_pct": 1.0}, "m")
+    np.testing.assert_allclose(predict.read_image(folder / "a" / "0.png", classifier), expected, atol=1e-3)
+
+    data = datasets.load_dataset(
+        str(folder), batch_size=4, input_size=8, normalization="mean_std", val_split=0.5,
+        stats=(config["mean"], config["std"]), channel_order=config["channel_order"],
+    )
+    images, _ = next(iter(data.validation))
+    np.testing.assert_allclose(images.numpy()[0], expected, atol=1e-3)

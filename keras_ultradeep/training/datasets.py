@@ -212,7 +212,7 @@ def _label_fn(one_hot, num_classes):
 
 def _finish(name, train_source, validation_source, *, size, channels, scale, num_classes, train_examples,
             validation_examples, batch_size, seed, augmentation, normalization, one_hot, stats=None,
-            center_crop=False, class_names=()):
+            center_crop=False, class_names=(), channel_order="RGB"):
     stats_source = train_source.map(lambda image, label: (tf.cast(image, tf.float32) * scale, label))
     if stats is not None:  # a pretrained tag's
         mean, std = (tuple(float(v) for v in values) for values in stats)
@@ -224,7 +224,7 @@ def _finish(name, train_source, validation_source, *, size, channels, scale, num
         size,
         scale=scale,
         augmentation=augmentation,
-        normalize=normalizer(normalization, mean, std),
+        normalize=normalizer(normalization, mean, std, channel_order),
         channels=channels,
         center_crop=center_crop,
     )
@@ -394,6 +394,7 @@ def load_dataset(
     crop_pct=1.0,
     interpolation="bilinear",
     stats=None,
+    channel_order="RGB",
 ):
     """Loads dataset ``name`` as batched train and validation pipelines.
 
@@ -416,6 +417,8 @@ def load_dataset(
             central ``input_size`` crop (see :mod:`.folders`).
         stats: ``(mean, std)`` to normalize with (a pretrained tag's), else
             published or measured ones.
+        channel_order: ``"BGR"`` reverses an image folder's normalized
+            channels (a caffe-mode tag's, :func:`keras_ultradeep.data_config`).
 
     Returns:
         An :class:`ImageDataset`.
@@ -435,7 +438,7 @@ def load_dataset(
     if folders.is_image_folder(name):
         return _load_folder(
             name, input_size=input_size, seed=seed, val_split=val_split, crop_pct=crop_pct,
-            interpolation=interpolation, stats=stats, **options,
+            interpolation=interpolation, stats=stats, channel_order=channel_order, **options,
         )
     if name == DIGITS:
         return _load_digits(input_size=input_size, min_size=min_size, seed=seed, **options)

@@ -27,22 +27,11 @@ __all__ = ["Phase", "tag_data_config", "build_finetune_model", "phases"]
 
 
 def tag_data_config(model_name, tag):
-    """The tag's preprocessing: ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``."""
-    import keras_ultradeep
+    """The tag's preprocessing, :func:`keras_ultradeep.data_config`'s: ``input_size``,
+    ``crop_pct``, ``interpolation``, ``mean``, ``std``, ``channel_order``."""
+    from keras_ultradeep import contract
 
-    if hasattr(keras_ultradeep, "data_config"):
-        return dict(keras_ultradeep.data_config(f"{model_name}.{tag}"))
-    # Until every tag declares one: the manifest's preprocessing record.
-    from keras_ultradeep import weights
-
-    record = dict(weights.find_entry(model_name, tag).preprocessing)
-    return {
-        "input_size": tuple(record["input_size"]),
-        "crop_pct": float(record.get("crop_pct", 0.875)),
-        "interpolation": record.get("interpolation", "bilinear"),
-        "mean": tuple(record["mean"]),
-        "std": tuple(record["std"]),
-    }
+    return dict(contract.data_config(f"{model_name}.{tag}"))
 
 
 def build_finetune_model(name, kwargs, *, weights, input_shape, classes):

@@ -100,7 +100,7 @@ def _load_data(settings, entry, *, data_dir, manual_dir):
         config = finetune.tag_data_config(entry.name, settings.weights)
         folder_options = dict(
             crop_pct=config["crop_pct"], interpolation=config["interpolation"],
-            stats=(config["mean"], config["std"]),
+            stats=(config["mean"], config["std"]), channel_order=config["channel_order"],
         )
     return datasets.load_dataset(
         settings.dataset,
@@ -163,10 +163,10 @@ def _model_info(settings, data):
         "mean_std": (data.mean, data.std),
         "symmetric": ((0.5,) * channels, (0.5,) * channels),
     }[settings.normalization]
-    crop_pct, interpolation = 1.0, "bilinear"
+    crop_pct, interpolation, channel_order = 1.0, "bilinear", "RGB"
     if settings.weights is not None:
         config = finetune.tag_data_config(settings.model, settings.weights)
-        crop_pct, interpolation = config["crop_pct"], config["interpolation"]
+        crop_pct, interpolation, channel_order = config["crop_pct"], config["interpolation"], config["channel_order"]
     return {
         "class_names": list(data.class_names) or [str(i) for i in range(data.num_classes)],
         "data_config": {
@@ -175,6 +175,7 @@ def _model_info(settings, data):
             "interpolation": interpolation,
             "mean": [float(v) for v in mean],
             "std": [float(v) for v in std],
+            "channel_order": channel_order,
         },
     }
 

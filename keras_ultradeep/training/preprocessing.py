@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_ultradeep import checks
 from keras_ultradeep.training.recipes import NORMALIZATIONS
 
 __all__ = [
@@ -61,9 +62,17 @@ def normalization_stats(name, images=None, channels=3):
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
-def normalizer(normalization, mean, std):
+def normalizer(normalization, mean, std, channel_order="RGB"):
+    """``image -> normalized image``; ``channel_order="BGR"`` (keras.applications'
+    caffe-mode weights) reverses the channels after ``mean_std``, whose ``mean``
+    and ``std`` are in the input's RGB order (:func:`keras_ultradeep.data_config`)."""
     mean = tf.constant(mean, tf.float32)
     std = tf.constant(std, tf.float32)
+    checks.one_of(channel_order, "channel_order", ("RGB", "BGR"))
+    if channel_order == "BGR":
+        if normalization != "mean_std":
+            raise ValueError(f"channel_order: 'BGR' needs normalization 'mean_std', got {normalization!r}")
+        return lambda image: tf.reverse((image - mean) / std, axis=[-1])
     if normalization == "unit":
         return lambda image: image
     if normalization == "mean":

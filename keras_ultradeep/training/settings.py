@@ -158,8 +158,8 @@ def _check_fine_tuning(entry, weights, freeze_epochs, epochs, dataset):
         if freeze_epochs:
             raise ValueError("freeze_epochs: only with weights (fine-tuning a pretrained model)")
         return 0
-    tags = weights_lib.pretrained_tags(entry.name)
-    if weights not in tags:
+    tags = weights_lib.tags(entry.name)
+    if weights_lib.resolve(entry.name, weights, warn=False) is None:
         raise ValueError(
             f"weights: {entry.name} has no pretrained tag {weights!r} "
             f"(available: {', '.join(tags) or 'none'})"
