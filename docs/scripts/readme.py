@@ -35,6 +35,8 @@ PARTS = {
     "training/": "recipes, datasets, settings, the run folder, callbacks, build, and the fit loop with resume",
     "tuner.py": "KerasTuner search spaces",
     "export.py": "SavedModel export with a reload check",
+    "predict.py": "classifying image files (a trained .keras file or a pretrained tag)",
+    "saving.py": "what a saved model.keras needs to load anywhere (registration, class names)",
     "bench.py": "throughput / peak memory / build time against keras.applications or timm",
     "cli/": "the command line, one module per command group",
     "analysis/": "the papers' analyses: lesion study, path lengths, feature reuse, fractal columns",
