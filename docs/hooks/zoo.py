@@ -132,7 +132,7 @@ def _weights_cell(name, weights_lib):
         by_source.setdefault(row.source, []).append(f"`{row.tag}`")
     cells = [f"{', '.join(tags)} ({source})" for source, tags in by_source.items()]
     if len(rows) > 4:  # the full list is on the weights page
-        cells = [f"{len(rows)} tags, [see weights](weights.md#{name.replace('_', '-')})"]
+        cells = [f"{len(rows)} tags, [see the tags table](weights.md#the-tags)"]
     return "<br>".join(cells) or "–"
 
 
