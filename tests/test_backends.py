@@ -94,7 +94,8 @@ def test_families_load_train_and_round_trip(backend, reference):
         for key in ("predicted", "loaded", "round_trip"):
             assert _relative(expected, actual[key]) < 1e-4, (family, key, backend)
         # Logits that depend on the input (a constant output would hide a wrong backend).
-        assert np.std(expected, axis=0).max() > 1e-3, family
+        # ... by more than twice the parity bound above (DRN's random-weight logits vary by 5e-4).
+        assert np.std(expected, axis=0).max() > 2e-4, family
         for policy in ("float32", "mixed_float16"):
             assert np.isfinite(actual[f"{policy}_loss"]), (family, policy)
             assert actual[f"{policy}_finite"] and actual[f"{policy}_head_moved"], (family, policy)
