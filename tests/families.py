@@ -60,6 +60,7 @@ SMALL = {
         _family("vgg", "VGG", config=((3,), (3,), (3,), (3,), (3,)), batch_norm=True, lrn=True, fc_units=16),
         32,
     ),
+    "plain_cifar": (_family("plain", "PlainCIFAR", depth=8), 8),
     "nin": (_family("nin", "NINCIFAR", second_pool="avg"), 8),
     "googlenet": (_registered("googlenet"), 32),  # LRN, ceil-mode pools
     "bn_inception": (_registered("bn_inception"), 32),
