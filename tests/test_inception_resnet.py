@@ -1,28 +1,23 @@
-"""Inception-ResNet-v2 (keras.applications' weights files, timm parity) and
-Inception-ResNet-v1 (derived parameter count, structure), knobs.
+"""Inception-ResNet-v2 (keras.applications' weights files, timm's stage
+features in float64) and Inception-ResNet-v1 (derived parameter count,
+structure), knobs.
 
 The contract itself (shapes, pooling, saving) is checked for every registered
-model in test_contract.py; the timm parity method is test_inception_v4.py's.
+model in test_contract.py, timm's logits in test_timm_parity.py; the float64
+method is test_inception_v4.py's.
 """
 
+import keras
+import numpy as np
+import pytest
 
+import keras_ultradeep as ku
+from keras_ultradeep import convert
+from keras_ultradeep.layers import ResidualScaling
+from keras_ultradeep.models.inception_v4 import InceptionResNetV1, InceptionResNetV2
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import keras_ultradeep as ku  # noqa: E402
-from keras_ultradeep import convert  # noqa: E402
-from keras_ultradeep.layers import ResidualScaling  # noqa: E402
-from keras_ultradeep.models.inception_v4 import InceptionResNetV1, InceptionResNetV2  # noqa: E402
-
-from test_inception_v4 import (  # noqa: E402
-    SIZE,
-    build_float64,
-    calibrated_timm,
-    check_parity,
-    check_stage_features,
-)
+from test_inception_v4 import SIZE
+from timm_models import build_float64, calibrated_timm, stage_features_agree
 
 KERAS_IRV2_TOTAL = 55_873_736  # keras.applications' documented count
 TIMM_IRV2_PARAMS = 55_843_464
@@ -110,7 +105,7 @@ def test_timm_checkpoint_does_not_fit_the_keras_form(keras_pair, timm_pair):
 @pytest.fixture(scope="module")
 def timm_pair():
     pytest.importorskip("torch")
-    reference = calibrated_timm("inception_resnet_v2", seed=0)
+    reference = calibrated_timm("inception_resnet_v2", seed=0, size=SIZE, batch=8, dtype="float64")
     model = build_float64(
         ku.create_model, "inception_resnet_v2", input_shape=(SIZE, SIZE, 3), classifier_activation=None
     )
@@ -120,21 +115,15 @@ def timm_pair():
 
 
 @pytest.mark.torch
-def test_timm_parity_and_parameter_count(trainable, timm_pair, rng):
+def test_parameter_count_and_stage_features_match_timm(trainable, timm_pair, rng):
     reference, model = timm_pair
     assert model.name == "inception_resnet_v2"
     assert trainable(model) == sum(p.numel() for p in reference.parameters()) == TIMM_IRV2_PARAMS
     assert model.count_params() == TIMM_IRV2_PARAMS + 2 * IRV2_BN_MAPS
     # timm = keras.applications + BatchNorm's gamma.
     assert TIMM_IRV2_PARAMS - IRV2_BN_MAPS == KERAS_IRV2_TOTAL - 2 * IRV2_BN_MAPS
-    assert check_parity(reference, model, rng, "inception_resnet_v2 (timm)") <= 1e-9
-
-
-@pytest.mark.torch
-def test_stage_features_match_timm(timm_pair, rng):
-    reference, model = timm_pair
     stages = ["conv_2b_ac", "conv_4a_ac", "block35_10_ac", "block17_20_ac", "conv_7b_ac"]
-    check_stage_features(reference, model, stages, rng)
+    stage_features_agree(reference, model, stages, rng.normal(0.0, 1.0, (2, SIZE, SIZE, 3)))
 
 
 # ------------------------------------------------------- Inception-ResNet-v1

@@ -1,118 +1,38 @@
-"""Inception-v4: timm parity and parameter count, structure, stage features, knobs.
+"""Inception-v4: parameter count, stage features against timm, structure, knobs.
 
 The contract itself (shapes, pooling, saving) is checked for every registered
-model in test_contract.py.
+model in test_contract.py, timm's logits in test_timm_parity.py (float32).
 
-Parity runs in float64 on a timm model whose BatchNorm statistics are measured
-on random images (see :func:`calibrated_timm`): with timm's default conv
-initialisation and random statistics (``timm_models.randomized_timm`` alone)
-the activations of a network this deep barely depend on the input, and a
-model with a wrong stem padding still matched timm's logits to 1e-7. Measured
-statistics keep every layer's output input-dependent; float64 keeps the
-rounding noise, which such a random 60-layer network amplifies about
-two-fold per block, far below any structural difference.
+Here timm's model runs in float64 with BatchNorm statistics measured on random
+images (``timm_models.calibrated_timm``): with timm's default initialisation
+and random statistics the activations of a network this deep barely depend on
+the input, and a model with a wrong stem padding still matched timm's logits
+to 1e-7. Measured statistics keep every layer's output input-dependent;
+float64 keeps the rounding noise, which such a random 60-layer network
+amplifies about two-fold per block, far below any structural difference, so
+every stage's output must agree to 1e-9.
 """
 
+import keras
+import numpy as np
+import pytest
 
+import keras_ultradeep as ku
+from keras_ultradeep import contract, convert, registry
+from keras_ultradeep.models import inception_v4
+from keras_ultradeep.models.inception_v4 import InceptionV4
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import keras_ultradeep as ku  # noqa: E402
-from keras_ultradeep import contract, convert, registry  # noqa: E402
-from keras_ultradeep.models import inception_v4  # noqa: E402
-from keras_ultradeep.models.inception_v4 import InceptionV4  # noqa: E402
-
-from timm_models import randomized_timm  # noqa: E402
+from timm_models import build_float64, calibrated_timm, stage_features_agree
 
 SIZE = 75  # the smallest input of these networks
 TIMM_V4_PARAMS = 42_679_816
-
-
-def calibrated_timm(name, seed, size=SIZE):
-    """``randomized_timm(name, seed)`` in float64, with He-normal conv weights,
-    random residual biases and BatchNorm running statistics measured on 8
-    random images (so every layer's output is normalised and input-dependent);
-    gamma and beta stay randomized."""
-    import torch
-
-    model = randomized_timm(name, seed)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                if module.bias is not None:
-                    module.bias.normal_(0.0, 0.1)
-            elif isinstance(module, torch.nn.BatchNorm2d):
-                module.reset_running_stats()
-                module.momentum = None  # a cumulative average: the batch's statistics
-        model.double().train()
-        model(torch.randn(8, 3, size, size, dtype=torch.float64))
-    return model.eval()
-
-
-def build_float64(builder, *args, **kwargs):
-    """A model built in float64 (inputs and layers); the global settings are restored."""
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        model = builder(*args, **kwargs)
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
-    assert {layer.dtype_policy.name for layer in model.layers} == {"float64"}
-    return model
-
-
-def nchw(x):
-    import torch
-
-    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-
-
-def relative(got, expected):
-    return float(np.abs(got - expected).max()) / max(1.0, float(np.abs(expected).max()))
-
-
-
-def check_parity(reference, model, rng, name):
-    """Logits of a float64 batch of 2; returns the relative difference."""
-    import torch
-
-    x = rng.normal(0.0, 1.0, (2, SIZE, SIZE, 3))
-    with torch.no_grad():
-        expected = reference(nchw(x)).numpy()
-    got = keras.ops.convert_to_numpy(model(x, training=False))
-    diff = relative(got, expected)
-    print(f"\nparity {name}: {diff:.2e} (max |logit| {np.abs(expected).max():.3g})")
-    # The logits depend on the input: a structural error would show.
-    assert np.abs(expected[0] - expected[1]).max() > 0.1 * np.abs(expected).max()
-    return diff
-
-
-def check_stage_features(reference, model, layer_names, rng):
-    """Our stage outputs against timm's ``forward_intermediates``."""
-    import torch
-
-    extractor = ku.feature_extractor(model, layer_names)
-    x = rng.normal(0.0, 1.0, (1, SIZE, SIZE, 3))
-    with torch.no_grad():
-        theirs = reference.forward_intermediates(nchw(x), intermediates_only=True)
-    ours = extractor(x, training=False)
-    assert list(ours) == list(layer_names) and len(theirs) == len(layer_names)
-    for name, expected in zip(layer_names, theirs):
-        expected = expected.numpy().transpose(0, 2, 3, 1)
-        assert relative(keras.ops.convert_to_numpy(ours[name]), expected) <= 1e-9, name
 
 
 @pytest.fixture(scope="module")
 def converted():
     """timm's inception_v4 (calibrated, float64) and ours with its weights."""
     pytest.importorskip("torch")
-    reference = calibrated_timm("inception_v4", seed=0)
+    reference = calibrated_timm("inception_v4", seed=0, size=SIZE, batch=8, dtype="float64")
     model = build_float64(InceptionV4, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
     state = {key: value.numpy() for key, value in reference.state_dict().items()}
     convert.convert_into(model, state, "inception_v4")
@@ -123,19 +43,13 @@ def converted():
 
 
 @pytest.mark.torch
-def test_timm_parity_and_parameter_count(trainable, converted, rng):
+def test_parameter_count_and_stage_features_match_timm(trainable, converted, rng):
     reference, model = converted
     assert trainable(model) == sum(p.numel() for p in reference.parameters()) == TIMM_V4_PARAMS
     # Keras also counts BatchNorm's moving mean and variance (2 x 31,584 maps).
     assert model.count_params() == TIMM_V4_PARAMS + 2 * 31_584
-    assert check_parity(reference, model, rng, "inception_v4") <= 1e-9
-
-
-@pytest.mark.torch
-def test_stage_features_match_timm(converted, rng):
-    reference, model = converted
     stages = ["conv_2b_ac", "mixed_3a", "block35_4_concat", "block17_7_concat", "block8_3_concat"]
-    check_stage_features(reference, model, stages, rng)
+    stage_features_agree(reference, model, stages, rng.normal(0.0, 1.0, (2, SIZE, SIZE, 3)))
 
 
 def test_converter_is_registered():

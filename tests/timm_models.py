@@ -65,12 +65,13 @@ def assert_parity(got, expected, what, bound=1e-4, varying_bound=1e-3):
     return diff, varying
 
 
-def calibrated_timm(name, seed, size, batch=4):
+def calibrated_timm(name, seed, size, batch=4, dtype="float32"):
     """timm's ``name`` with He-normal weights, random biases and BatchNorm
     statistics measured on ``batch`` random images of ``size``, then perturbed,
     and random BatchNorm gamma/beta: every layer's output stays normalised and
     input-dependent (with default initialization a deep net's logits barely
-    depend on the input, and a wrong stride or padding could hide)."""
+    depend on the input, and a wrong stride or padding could hide).
+    ``dtype="float64"`` gives a float64 model (see :func:`build_float64`)."""
     torch = pytest.importorskip("torch")
     timm = pytest.importorskip("timm")
     torch.manual_seed(seed)
@@ -84,8 +85,8 @@ def calibrated_timm(name, seed, size, batch=4):
             elif isinstance(module, torch.nn.BatchNorm2d):
                 module.reset_running_stats()
                 module.momentum = None  # a cumulative average: the batch's statistics
-        model.train()
-        model(torch.randn(batch, 3, size, size))
+        model.to(getattr(torch, dtype)).train()
+        model(torch.randn(batch, 3, size, size, dtype=getattr(torch, dtype)))
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.weight.uniform_(0.5, 1.5)
@@ -93,3 +94,42 @@ def calibrated_timm(name, seed, size, batch=4):
                 module.running_mean.add_(torch.randn_like(module.running_mean) * 0.1 * module.running_var.sqrt())
                 module.running_var.mul_(torch.empty_like(module.running_var).uniform_(0.8, 1.25))
     return model.eval()
+
+
+def build_float64(builder, *args, **kwargs):
+    """A Keras model built in float64 (inputs and layers); the global settings are restored.
+
+    With a float64 reference (``calibrated_timm(..., dtype="float64")``) a
+    faithful port agrees to ~1e-12, so a tolerance of 1e-9 leaves no room for
+    a misplaced tensor or a wrong epsilon.
+    """
+    import keras
+
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = builder(*args, **kwargs)
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float64"}
+    return model
+
+
+def stage_features_agree(reference, model, layer_names, x, bound=1e-9):
+    """``model``'s outputs at ``layer_names`` against timm's ``forward_intermediates``
+    on the channels-last batch ``x`` (float64 models: ``bound`` 1e-9)."""
+    import keras
+    import torch
+
+    import keras_ultradeep as ku
+
+    extractor = ku.feature_extractor(model, layer_names)
+    with torch.no_grad():
+        theirs = reference.forward_intermediates(nchw(x), intermediates_only=True)
+    ours = extractor(x, training=False)
+    assert list(ours) == list(layer_names) and len(theirs) == len(layer_names)
+    for name, expected in zip(layer_names, theirs):
+        expected = expected.numpy().transpose(0, 2, 3, 1)
+        assert relative(keras.ops.convert_to_numpy(ours[name]), expected) <= bound, name

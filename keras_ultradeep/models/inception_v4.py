@@ -55,33 +55,12 @@ figures disagree with it:
   ARCHITECTURE_FACTS, part 2 section 3b), and the branch widths rest on
   facenet's code alone, not on the paper's figures.
 
-Parameter counts (1000 classes; Keras totals include BatchNorm's moving
-statistics, trainable counts compare with PyTorch):
-
-====================================  ============  ============  ===============
-registry                              trainable     Keras total   reference
-====================================  ============  ============  ===============
-``inception_v4``                      42,679,816    42,742,984    timm 42,679,816
-``inception_resnet_v1``               22,756,328    22,783,368    derived (above)
-``inception_resnet_v2_keras``        55,813,192    55,873,736    keras 55,873,736
-``inception_resnet_v2`` (timm's)     55,843,464    55,904,008    timm 55,843,464
-====================================  ============  ============  ===============
-
 The paper's ImageNet results (single crop, top-1 / top-5 error): Inception-v4
 20.0 / 5.0, Inception-ResNet-v1 21.3 / 5.5, Inception-ResNet-v2 19.9 / 4.9.
-
-Layer names (keras.applications' ``conv2d_bn`` convention: conv ``{n}``,
-``{n}_bn``, ``{n}_ac``): the stem's TF-slim names (``conv_1a``, ``conv_2a``,
-``conv_2b``, ``pool_3a``, ``conv_3b``, ``conv_4a``; then ``pool_5a`` (v2),
-``conv_4b`` (v1) or the blocks ``mixed_3a``, ``mixed_4a``, ``mixed_5a`` (v4));
-the repeated blocks by their grid, ``block35_{b}``, ``block17_{b}`` and
-``block8_{b}`` (b from 1), the one-off blocks ``mixed_5b`` (v2), ``mixed_6a``
-(Reduction-A) and ``mixed_7a`` (Reduction-B). Inside a block, branch ``i``'s
-convs are ``{block}_branch{i}_{j}`` (j from 0; v4's Inception-C splits a tower
-into ``_{j}a``/``_{j}b``), its pool ``{block}_branch{i}_pool``. A residual
-block's towers meet in ``{block}_mixed``, its 1x1 is ``{block}_conv``, the
-scaled sum ``{block}_add`` and its ReLU ``{block}_ac`` (the block's output);
-an Inception-v4 block's output is ``{block}_concat``.
+The parameter counts of each registered model, with their references, and
+the layer names (keras.applications' ``conv2d_bn`` convention; blocks
+``block35_{b}``, ``block17_{b}``, ``block8_{b}``, ``mixed_6a``/``mixed_7a``
+for the reductions) are tabulated in the docs page ``docs/inception_v4.md``.
 """
 
 from __future__ import annotations

@@ -394,17 +394,25 @@ registry.register_variants(
 )
 
 
-def _cifar_stages(config):
-    # ResNeXt-29's blocks are bottlenecks (9n + 2 layers), the others basic (6n + 2).
-    per_stage = cifar_blocks_per_stage(config["depth"], 9 if "cardinality" in config else 6, "a CIFAR depth")
-    return block_stages((per_stage,) * 3, (1, 2, 4))
+def _cifar_stages(layers_per_block):
+    def stages(config):
+        per_stage = cifar_blocks_per_stage(config["depth"], layers_per_block, "a CIFAR depth")
+        return block_stages((per_stage,) * 3, (1, 2, 4))
+
+    return stages
 
 
-CIFAR_FAMILY = registry.declare(
-    registry.Family(
-        "resnet_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE,
-        {variant: kwargs for variant, (_, kwargs) in CIFAR_VARIANTS.items()}, stages=_cifar_stages,
+# Two declarations, one per builder: ResNet's blocks are basic (6n + 2
+# layers), ResNeXt-29's bottlenecks (9n + 2).
+CIFAR_FAMILIES = tuple(
+    registry.declare(
+        registry.Family(
+            "resnet_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE,
+            {variant: kwargs for variant, (b, kwargs) in CIFAR_VARIANTS.items() if b is builder},
+            stages=_cifar_stages(layers_per_block),
+        )
     )
+    for builder, layers_per_block in ((ResNetCIFAR, 6), (ResNeXtCIFAR, 9))
 )
 
 

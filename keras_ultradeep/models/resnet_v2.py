@@ -444,18 +444,27 @@ registry.register_variants(
 )
 
 
-def _cifar_stages(config):
-    # Wide ResNets count depth as 6n + 4, the pre-activation bottleneck nets as 9n + 2.
-    depth = config["depth"]
-    per_stage = (depth - 4) // 6 if "widening_factor" in config else cifar_blocks_per_stage(depth, 9, "9n + 2")
+def _preact_cifar_stages(config):
+    per_stage = cifar_blocks_per_stage(config["depth"], 9, "9n + 2")
     return _stages((per_stage,) * 3, (1, 2, 4))
 
 
-CIFAR_FAMILY = registry.declare(
-    registry.Family(
-        "resnet_v2_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE,
-        {variant: kwargs for variant, (_, kwargs) in CIFAR_VARIANTS.items()}, stages=_cifar_stages,
+def _wide_cifar_stages(config):
+    per_stage = (config["depth"] - 4) // 6  # Wide ResNets count depth as 6n + 4
+    return _stages((per_stage,) * 3, (1, 2, 4))
+
+
+# Two declarations, one per builder: the pre-activation bottleneck nets count
+# depth as 9n + 2, Wide ResNets as 6n + 4.
+CIFAR_FAMILIES = tuple(
+    registry.declare(
+        registry.Family(
+            "resnet_v2_cifar", CIFAR_DEFAULT_SIZE, CIFAR_MIN_SIZE,
+            {variant: kwargs for variant, (b, kwargs) in CIFAR_VARIANTS.items() if b is builder},
+            stages=stages,
+        )
     )
+    for builder, stages in ((PreActResNetCIFAR, _preact_cifar_stages), (WideResNet, _wide_cifar_stages))
 )
 
 
