@@ -374,6 +374,7 @@ def variant_builder(family_builder, variant, title, config, *, default_weights=N
     builder.__name__ = builder.__qualname__ = title
     builder.__module__ = family_builder.__module__  # the family's module: docs, listings, its preprocess_input
     builder.__doc__ = doc or f"{title}: ``{family_builder.__name__}`` with {config}."
+    builder.family_builder = family_builder  # the code it runs: what a contract test covers
     return builder
 
 

@@ -38,6 +38,7 @@ def paper_model():
 # ------------------------------------------------------------------- the paper
 
 
+@pytest.mark.slow
 def test_paper_parameter_count(paper_model):
     assert paper_model.count_params() == PAPER_TOTAL
     assert sum(int(np.prod(w.shape)) for w in paper_model.trainable_weights) == PAPER_TOTAL
@@ -111,6 +112,7 @@ def _adaptive_reference(x, output_size):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("side", [1, 2, 4, 5, 6, 7, 13])
+@pytest.mark.slow
 def test_adaptive_pool_matches_torch(side, rng):
     x = rng.normal(0.0, 1.0, (2, side, side + 1, 3)).astype("float32")
     layer = AdaptiveAveragePooling2DTorch(6)
@@ -145,6 +147,7 @@ def _randomized_torchvision_alexnet(seed):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_torchvision_parity_through_a_checkpoint_file(tmp_path, rng):
     import torch
     from safetensors.torch import save_file

@@ -62,6 +62,7 @@ RESIDUAL_FAMILIES = {
 
 
 @pytest.mark.parametrize("family", sorted(RESIDUAL_FAMILIES))
+@pytest.mark.slow
 def test_every_residual_family_lesions_from_its_graph(family):
     model, size = _family(family)
     _randomize_batchnorm(model)
@@ -91,6 +92,7 @@ def test_every_residual_family_lesions_from_its_graph(family):
     np.testing.assert_allclose(everything.predict(images, verbose=0), reference, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_keras_form_resnet_v1():
     model = ku.resnet.ResNet((1, 1, 1, 1), form="keras", input_shape=(32, 32, 3), classes=5)
     blocks = analysis.residual_blocks(model)
@@ -102,6 +104,7 @@ def test_keras_form_resnet_v1():
     )
 
 
+@pytest.mark.slow
 def test_cifar_resnet_option_a_and_preactivation_cifar():
     resnet = ku.create_model("resnet20_cifar", input_shape=(8, 8, 3))
     blocks = analysis.residual_blocks(resnet)
@@ -155,6 +158,7 @@ def test_models_without_residual_blocks_get_a_clear_error():
         analysis.lesion_study(resnet, (np.zeros((4, 8, 8, 3)), np.zeros(3)))
 
 
+@pytest.mark.slow
 def test_lesion_works_on_a_model_loaded_from_a_keras_file(tmp_path):
     model = ku.create_model("resnet20_cifar", input_shape=(8, 8, 3), survival_prob=0.5)
     _randomize_batchnorm(model)
@@ -173,6 +177,7 @@ def test_lesion_works_on_a_model_loaded_from_a_keras_file(tmp_path):
     keras.models.load_model(tmp_path / "lesioned.keras", safe_mode=True)
 
 
+@pytest.mark.slow
 def test_lesion_study_schema_and_known_answers():
     model = ku.create_model("resnet20_cifar", input_shape=(8, 8, 3), classes=5)
     blocks = analysis.residual_blocks(model)
@@ -192,6 +197,7 @@ def test_lesion_study_schema_and_known_answers():
     assert calls[-1] == (1 + 9 + 3 * 2, 1 + 9 + 3 * 2) and len(calls) == 16
 
 
+@pytest.mark.slow
 def test_plain_network_lesion_breaks_the_chain():
     model = ku.create_model("plain20_cifar", input_shape=(8, 8, 3), classes=5)
     _randomize_batchnorm(model)
@@ -212,6 +218,7 @@ def test_plain_network_lesion_breaks_the_chain():
     assert result["kind"] == "plain" and len(result["single"]) == 16
 
 
+@pytest.mark.slow
 def test_plain_cifar_models_are_the_resnets_without_shortcuts():
     assert ku.list_models("plain*") == [f"plain{d}_cifar" for d in (110, 20, 32, 44, 56)]
     for depth in (20, 56):
@@ -236,6 +243,7 @@ def test_path_length_distribution_is_binomial():
         analysis.path_length_distribution(-1)
 
 
+@pytest.mark.slow
 def test_path_lengths_measures_the_gradient_of_each_length():
     model = ku.create_model("resnet20_cifar", input_shape=(8, 8, 3), classes=5)
     images, labels = _data(8, count=16)
@@ -284,6 +292,7 @@ def test_feature_reuse_heatmap_shows_zero_for_a_zeroed_source():
         analysis.feature_reuse(ku.create_model("resnet20_cifar", input_shape=(8, 8, 3)))
 
 
+@pytest.mark.slow
 def test_a_one_column_fractal_equals_its_column():
     model = ku.fractalnet.FractalNet(columns=1, blocks=2, filters=(8, 8), input_shape=(8, 8, 3), classes=5)
     images, labels = _data(8, count=16)
@@ -299,6 +308,7 @@ def test_a_one_column_fractal_equals_its_column():
         analysis.fractal_columns(ku.create_model("resnet20_cifar", input_shape=(8, 8, 3)), (images, labels))
 
 
+@pytest.mark.slow
 def test_stochastic_depth_scaled_and_unscaled():
     inputs = keras.Input((6, 6, 4))
     x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)

@@ -9,6 +9,8 @@ import pytest
 import keras_ultradeep as ku
 from keras_ultradeep import cli
 
+pytestmark = pytest.mark.slow  # every test here runs models end to end (seconds to minutes)
+
 pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn (the dev extra installs it)")
 
 DIGITS = dict(input_shape=(8, 8, 1), classes=10)

@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import backend_table  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here runs models end to end (seconds to minutes)
+
 
 def test_cpu_plan_covers_every_row_backend_and_jit_setting():
     calls = backend_table.plan("cpu")

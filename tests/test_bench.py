@@ -18,6 +18,7 @@ def _run(capsys, *argv):
     return status, out, err
 
 
+@pytest.mark.slow
 def test_train_json(capsys):
     status, out, err = _run(
         capsys, "bench", "densenet40_k12", *TINY, "--mode", "train", "--batch-size", "4",
@@ -33,6 +34,7 @@ def test_train_json(capsys):
     assert "keras_ultradeep densenet40_k12" in out
 
 
+@pytest.mark.slow
 def test_memory_efficient_flag(capsys):
     status, out, err = _run(
         capsys, "bench", "densenet_bc100_k12", "--model-arg", "depth=16", "--model-arg", "growth_rate=4",
@@ -46,11 +48,13 @@ def test_memory_efficient_flag(capsys):
     assert "memory-efficient" in out
 
 
+@pytest.mark.slow
 def test_build_mode_has_no_throughput():
     result = bench.benchmark("densenet40_k12", mode="build", model_kwargs={"depth": 10}, steps=1)
     assert result["images_per_sec"] is None and result["build_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_compare_keras(capsys):
     status, out, err = _run(
         capsys, "bench", "densenet121", "--mode", "infer", "--batch-size", "2", "--steps", "1",
@@ -67,6 +71,7 @@ def test_compare_keras(capsys):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_compare_timm():
     result = bench.benchmark("resnet18", mode="train", batch_size=2, steps=1, warmup=1, input_size=32,
                              compare="timm")
@@ -75,6 +80,7 @@ def test_compare_timm():
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_backends_each_in_its_worker(capsys):
     """One worker process per backend; each reports its own backend and what "auto" became."""
     status, out, err = _run(
@@ -91,6 +97,7 @@ def test_backends_each_in_its_worker(capsys):
     assert "keras_ultradeep densenet40_k12 (jax, XLA)" in out and "(torch)" in out
 
 
+@pytest.mark.slow
 def test_jit_compile_flag_reaches_the_worker(capsys):
     status, out, err = _run(
         capsys, "bench", "densenet40_k12", *TINY, "--input-size", "8", "--mode", "infer", "--batch-size", "2",

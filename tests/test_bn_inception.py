@@ -70,6 +70,7 @@ def test_structure(model):
     assert not any(type(layer).__name__ == "Lambda" for layer in model.layers)
 
 
+@pytest.mark.slow
 def test_odd_input_sizes_run(rng):
     # The stride-2 modules keep ceil(n / 2) in all branches, also on odd maps.
     fmap = BNInception(include_top=False, input_shape=(None, None, 3))
@@ -79,6 +80,7 @@ def test_odd_input_sizes_run(rng):
         assert y.shape[-1] == 1024 and np.isfinite(y).all()
 
 
+@pytest.mark.slow
 def test_feature_extractor_stages():
     extractor = ku.feature_extractor(BNInception(include_top=False, input_shape=(64, 64, 3)))
     shapes = {key: tuple(t.shape) for key, t in extractor.output.items()}

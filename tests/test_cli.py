@@ -91,6 +91,7 @@ def test_list_weights_shows_every_tag(capsys):
     assert [row.split()[0] for row in out.splitlines()[1:]] == ["dpn68b.mx_in1k", "dpn68b.ra_in1k"]
 
 
+@pytest.mark.slow
 def test_summary(capsys):
     status, out, _ = _run(capsys, "summary", "densenet_bc100_k12", "--input-size", "16")
     assert status == 0
@@ -99,6 +100,7 @@ def test_summary(capsys):
     assert f"{trainable:,} trainable" in out.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_train_and_export(tmp_path, capsys):
     run = tmp_path / "run"
     status, out, err = _run(
@@ -126,6 +128,7 @@ def test_train_and_export(tmp_path, capsys):
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_convert(tmp_path, capsys):
     """A checkpoint in timm's names (written here from a Keras model) converts to weights."""
     from safetensors.numpy import save_file
@@ -189,6 +192,7 @@ def test_convert(tmp_path, capsys):
         (["list", "nosuchnet*"], 1, "PATTERN: no registered model matches 'nosuchnet*'"),
     ],
 )
+@pytest.mark.slow
 def test_errors_name_the_argument(argv, status, message, tmp_path, capsys):
     argv = [part.replace("{tmp}", str(tmp_path)) for part in argv]
     got, out, err = _run(capsys, *argv)

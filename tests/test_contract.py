@@ -1,7 +1,13 @@
 """The keras.applications contract, checked the same way over every registered model.
 
-Each model is built a few times at its minimum input size; one built model
-serves several assertions.
+Every registered model is built once, at its default input with its default
+head: its output is a softmax, its parameter counts are the published ones
+where there are some, and its row of the shipped zoo table (``keras-ultradeep
+list``) is its own. The contract's options (an input tensor, one channel,
+classes, no top with pooling, save and reload) are argument handling, which
+each family builder does once for all its variants: they are checked on the
+smallest registered model of each family builder (30 of them), so that
+ResNet-1202 and its five siblings are not saved and reloaded six times.
 """
 
 import keras
@@ -9,27 +15,48 @@ import numpy as np
 import pytest
 
 import keras_ultradeep as ku
-from keras_ultradeep import registry
+from keras_ultradeep import registry, zoo
 
 import reference_counts
 
 ALL_MODELS = ku.list_models()
 
 
+def _smallest_of_each_family_builder():
+    groups = {}
+    for name in ALL_MODELS:
+        entry = registry.model_entry(name)
+        builder = getattr(entry.builder, "family_builder", entry.builder)
+        groups.setdefault((entry.family, builder), []).append(name)
+    return sorted(min(names, key=lambda name: zoo.table()[name]["params"]) for names in groups.values())
+
+
+ONE_PER_BUILDER = _smallest_of_each_family_builder()
+
+
 def _batch(rng, size, channels, n=2):
     return rng.uniform(0, 1, (n, size, size, channels)).astype("float32")
 
 
+def test_one_model_of_every_family_builder_is_checked():
+    assert {registry.model_entry(name).family for name in ONE_PER_BUILDER} == {
+        registry.model_entry(name).family for name in ALL_MODELS
+    }
+    assert "resnet20_cifar" in ONE_PER_BUILDER and "resnet1202_cifar" not in ONE_PER_BUILDER
+
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_default_top_and_parameter_counts(trainable, name, rng):
-    size = registry.model_entry(name).min_size
-    model = ku.create_model(name, weights=None, input_shape=(size, size, 3))
-    classes = model.output_shape[-1]
+@pytest.mark.slow
+def test_default_build_counts_and_zoo_row(trainable, name, rng):
+    entry = registry.model_entry(name)
+    model = zoo.build_at_default(name)
+    size = entry.default_size
     assert model.input_shape == (None, size, size, 3)
+    assert zoo.row(name, model) == zoo.table()[name], f"run `python -m keras_ultradeep.zoo {name}`"
+    classes = model.output_shape[-1]
     assert classes in (10, 1000)
-    y = keras.ops.convert_to_numpy(model(_batch(rng, size, 3), training=False))
-    assert y.shape == (2, classes)
+    y = keras.ops.convert_to_numpy(model(_batch(rng, size, 3, n=1), training=False))
+    assert y.shape == (1, classes)
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)  # softmax head
 
     if name in reference_counts.KERAS_TOTAL:
@@ -40,7 +67,8 @@ def test_default_top_and_parameter_counts(trainable, name, rng):
         assert round(trainable(model) / 1e6, 1) == reference_counts.PAPER_MILLIONS[name]
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", ONE_PER_BUILDER)
+@pytest.mark.slow
 def test_input_tensor_one_channel_classes_activation_and_round_trip(name, rng, tmp_path):
     size = registry.model_entry(name).min_size
     source = keras.Input(shape=(size, size, 1))
@@ -65,7 +93,8 @@ def test_input_tensor_one_channel_classes_activation_and_round_trip(name, rng, t
     )
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", ONE_PER_BUILDER)
+@pytest.mark.slow
 def test_no_top_pooling(name, rng):
     size = registry.model_entry(name).min_size
     pooled = {

@@ -105,6 +105,7 @@ def keras_densenet121():
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", ["densenet121", "densenet169", "densenet201", "densenet161"])
+@pytest.mark.slow
 def test_timm_parity(name, timm_checkpoint, tmp_path, rng, record_property):
     reference, checkpoint = timm_checkpoint(name)
     output = convert.convert_checkpoint(
@@ -146,6 +147,7 @@ def test_torchvision_pth_with_old_key_names(timm_checkpoint, keras_densenet121, 
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_notop_model_ignores_the_classifier(timm_checkpoint, rng):
     reference, checkpoint = timm_checkpoint("densenet121")
     ours = ku.create_model(
@@ -163,6 +165,7 @@ def test_notop_model_ignores_the_classifier(timm_checkpoint, rng):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_wrong_architecture_changes_nothing(timm_checkpoint, keras_densenet121, tmp_path):
     _, checkpoint = timm_checkpoint("densenet169")
     output = tmp_path / "out.weights.h5"
@@ -179,6 +182,7 @@ def test_wrong_architecture_changes_nothing(timm_checkpoint, keras_densenet121, 
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
 
 
+@pytest.mark.slow
 def test_state_dict_strictness_without_torch():
     model = ku.create_model("densenet121", weights=None, include_top=False, input_shape=(32, 32, 3))
     state = {}
@@ -257,6 +261,7 @@ def test_convert_checkpoint_argument_errors(tmp_path):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_convert_refuses_a_checkpoint_for_another_model_and_names_it(timm_checkpoint, tmp_path, capsys):
     """timm's inception_v3 checkpoint does not fit keras.applications' form:
     nothing is written, the exit status is non-zero, and the error names the

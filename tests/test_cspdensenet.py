@@ -45,6 +45,7 @@ def csp121():
     return ku.create_model("cspdensenet121", input_shape=SMALL)
 
 
+@pytest.mark.slow
 def test_parameter_counts(trainable, csp121):
     assert trainable(csp121) == _derived_count((6, 12, 24, 16)) == 8_102_664
     assert csp121.count_params() == 8_174_440  # + BatchNorm moving statistics

@@ -29,6 +29,7 @@ TIMM_MODELS = ["cspresnet50", "cspresnext50", "cspdarknet53"]
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", TIMM_MODELS)
+@pytest.mark.slow
 def test_timm_parity_parameter_count_and_stage_features(trainable, name, rng):
     import torch
 
@@ -65,6 +66,7 @@ def test_timm_parity_parameter_count_and_stage_features(trainable, name, rng):
         )
 
 
+@pytest.mark.slow
 def test_counts_against_the_papers_readme(trainable):
     # The authors' README counts exclude BatchNorm's gamma/beta (ARCHITECTURE_FACTS
     # part 2, section 5). CSPDarkNet-53 is the darknet cfg's exactly; timm's ResNet
@@ -87,6 +89,7 @@ def test_counts_against_the_papers_readme(trainable):
 # ---------------------------------------------------------------------- structure
 
 
+@pytest.mark.slow
 def test_structure_of_the_cross_stage():
     model = ku.CSPResNeXt50(include_top=False, input_shape=SMALL)
     # Stem: 7x7/2 conv-BN-LeakyReLU and a 3x3/2 max-pool padded with -inf.
@@ -127,6 +130,7 @@ def test_structure_of_the_cross_stage():
         assert not any(type(layer).__name__ == "Lambda" for layer in m.layers)
 
 
+@pytest.mark.slow
 def test_no_top_shapes_and_features():
     assert ku.CSPResNet50(include_top=False, input_shape=SMALL).output_shape == (None, 2, 2, 1024)
     extractor = ku.feature_extractor("cspdarknet53", input_shape=SMALL)
@@ -142,6 +146,7 @@ def test_no_top_shapes_and_features():
     assert pooled.output_shape == (None, 1024)
 
 
+@pytest.mark.slow
 def test_family_builder_and_variant_names():
     tiny = ku.CSPNet(
         (1, 1), (32, 64), strides=(1, 2), expand_ratio=2.0, bottle_ratio=0.5, stem_filters=16,

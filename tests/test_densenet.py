@@ -33,6 +33,7 @@ KERAS_APPLICATIONS = {
 
 
 @pytest.mark.parametrize("name", sorted(KERAS_APPLICATIONS))
+@pytest.mark.slow
 def test_keras_applications_weights_load_with_identical_outputs(name, rng, tmp_path):
     shape = (32, 32, 3)
     reference = KERAS_APPLICATIONS[name](weights=None, input_shape=shape, classifier_activation=None)
@@ -72,6 +73,7 @@ def test_batch_norm_epsilon_knob():
     assert epsilons == {1e-5}
 
 
+@pytest.mark.slow
 def test_densenet161_structure():
     model = ku.DenseNet161(weights=None, include_top=False, input_shape=(32, 32, 3))
     assert model.get_layer("conv1_conv").filters == 96
@@ -82,6 +84,7 @@ def test_densenet161_structure():
     assert model.output_shape[-1] == 2208
 
 
+@pytest.mark.slow
 def test_generic_builder_matches_named_variant():
     named = ku.DenseNet169(weights=None, input_shape=(32, 32, 3))
     generic = ku.DenseNet([6, 12, 32, 32], weights=None, input_shape=(32, 32, 3))
@@ -117,6 +120,7 @@ def test_cifar_structure_follows_the_paper():
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
 
 
+@pytest.mark.slow
 def test_cifar_training_mode_dropout_changes_outputs(rng):
     model = ku.DenseNetCIFAR(depth=10, growth_rate=4, bottleneck=False, compression=1.0, dropout_rate=0.5)
     x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")

@@ -16,6 +16,8 @@ import pytest
 
 from keras_ultradeep.training import distribute
 
+pytestmark = pytest.mark.slow  # every test here runs models end to end (seconds to minutes)
+
 _COMMON = """
 import sys
 import numpy as np

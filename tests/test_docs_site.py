@@ -80,6 +80,7 @@ class _Tables(html.parser.HTMLParser):
             self._cell.append(data)
 
 
+@pytest.mark.slow
 def test_zoo_page_renders_every_registered_model_in_chromium(site):
     import keras_ultradeep as ku
 

@@ -19,6 +19,8 @@ import reference_counts  # noqa: E402
 from timm_models import randomized_timm  # noqa: E402
 from timm_models import assert_parity, nchw as _nchw, relative as _relative  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here runs models end to end (seconds to minutes)
+
 SMALL = (64, 64, 3)
 TIMM_MODELS = ["dpn68", "dpn68b", "dpn92", "dpn98", "dpn107", "dpn131"]
 

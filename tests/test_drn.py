@@ -27,6 +27,7 @@ DRN_C_58_DEAD_PROJECTION = 1_049_600
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL) + ["drn_c_58"])
+@pytest.mark.slow
 def test_parameter_counts_and_output_stride(trainable, name):
     model = ku.create_model(name, weights=None, include_top=False, input_shape=(64, 64, 3))
     assert model.output_shape[1:3] == (8, 8)  # output stride 8
@@ -37,6 +38,7 @@ def test_parameter_counts_and_output_stride(trainable, name):
         assert (trainable(top), top.count_params()) == OFFICIAL[name]
 
 
+@pytest.mark.slow
 def test_dilation_layout():
     c26 = ku.create_model("drn_c_26", weights=None, include_top=False, input_shape=(32, 32, 3))
     rates = {layer.name: layer.dilation_rate[0] for layer in c26.layers if isinstance(layer, keras.layers.Conv2D)}
@@ -71,6 +73,7 @@ def test_feature_extractor_keeps_stride_8():
     assert shapes["stage8_s8"] == (None, 8, 8, 512)
 
 
+@pytest.mark.slow
 def test_drn_a_takes_resnet50_weights(rng):
     """The official DRN-A-50 loads torchvision's ResNet-50 checkpoint as is."""
     from keras_ultradeep import convert

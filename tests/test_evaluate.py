@@ -19,6 +19,7 @@ def _tiny_model():
     return keras.Model(inputs, outputs)
 
 
+@pytest.mark.slow
 def test_ten_crop_is_the_average_of_corners_centre_and_flips():
     model = _tiny_model()
     images = np.random.default_rng(0).normal(size=(3, 9, 9, 2)).astype("float32")
@@ -49,6 +50,7 @@ def trained(tmp_path_factory):
     return output, record
 
 
+@pytest.mark.slow
 def test_one_crop_reproduces_the_validation_accuracy(trained):
     output, record = trained
     result = evaluate.evaluate(output / "model.keras", dataset="digits")
@@ -58,6 +60,7 @@ def test_one_crop_reproduces_the_validation_accuracy(trained):
     assert result["top1"] <= result["top5"] <= 1.0
 
 
+@pytest.mark.slow
 def test_ten_crops_from_the_command_line(trained, capsys):
     output, _ = trained
     status = cli.main(["evaluate", str(output / "model.keras"), "--dataset", "digits", "--crops", "10",
@@ -78,6 +81,7 @@ def test_bad_evaluate_arguments(trained, tmp_path, capsys):
         evaluate.evaluate(output / "model.keras", dataset="digitz")
 
 
+@pytest.mark.slow
 def test_tfds_datasets_mocked(tmp_path):
     """The TFDS path: fixed-size CIFAR (padded crops) and variable-size Imagenette (resized)."""
     import tensorflow_datasets as tfds

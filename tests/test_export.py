@@ -15,6 +15,8 @@ import tensorflow as tf
 import keras_ultradeep as ku
 from keras_ultradeep import export
 
+pytestmark = pytest.mark.slow  # every test here runs models end to end (seconds to minutes)
+
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):

@@ -40,6 +40,7 @@ def saved(tmp_path_factory):
 
 @pytest.mark.parametrize("format", export.SUPPORTED_FORMATS)
 @pytest.mark.parametrize("family", sorted(SMALL))
+@pytest.mark.slow
 def test_family_exports_and_agrees(family, format, saved, tmp_path):
     suffix = {"saved_model": "", "tflite": ".tflite", "onnx": ".onnx"}[format]
     output = tmp_path / f"{family}{suffix}"

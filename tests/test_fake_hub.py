@@ -84,6 +84,7 @@ def _build():
     return ku.create_model(f"{REPO.split('/')[1]}", include_top=False, input_shape=SMALL)
 
 
+@pytest.mark.slow
 def test_a_good_file_downloads_verifies_and_converts(hub, checkpoint):
     model = _build()
     assert [path for method, path in hub.requests if method == "GET" and "resolve" in path] == [
@@ -95,6 +96,7 @@ def test_a_good_file_downloads_verifies_and_converts(hub, checkpoint):
     assert model.get_layer("conv1_conv").kernel.shape == (7, 7, 3, 64)
 
 
+@pytest.mark.slow
 def test_same_size_other_bytes_is_refused(hub, checkpoint):
     hub.mode = "swapped"
     good = hashlib.sha256(checkpoint).hexdigest()

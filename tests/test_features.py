@@ -15,6 +15,7 @@ def _shapes(extractor):
     return {key: tuple(tensor.shape) for key, tensor in extractor.output.items()}
 
 
+@pytest.mark.slow
 def test_resnet_stage_outputs(rng):
     extractor = ku.feature_extractor("resnet50", input_shape=(64, 64, 3))
     assert _shapes(extractor) == {
@@ -34,6 +35,7 @@ def test_resnet_stage_outputs(rng):
     )
 
 
+@pytest.mark.slow
 def test_dynamic_input_and_other_families():
     extractor = ku.feature_extractor("resnet20_cifar")  # input (None, None, 3)
     assert list(_shapes(extractor)) == ["stage1_s1", "stage2_s2", "stage3_s4"]
@@ -112,6 +114,7 @@ _SAMPLE = ["resnet18", "resnet20_cifar", "cspdarknet53", "vgg11", "inception_v3"
 
 
 @pytest.mark.parametrize("name", _SAMPLE)
+@pytest.mark.slow
 def test_declared_stages_sample(name):
     _check_declared_stages(name)
 
@@ -123,6 +126,7 @@ def test_every_model_gets_its_declared_stages(name):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_matches_timm_features_only(rng):
     import torch
 

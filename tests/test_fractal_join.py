@@ -65,6 +65,7 @@ def test_a_single_input_passes_unchanged():
 
 
 @pytest.mark.parametrize("p", [0.3, 0.9])
+@pytest.mark.slow
 def test_local_drop_path_keeps_at_least_one_input_and_averages_the_kept(p):
     xs = branches()
     join = FractalJoin(p, seed=7)
@@ -168,6 +169,7 @@ def tiny_model(seed=9):
     return keras.Model(inputs, out)
 
 
+@pytest.mark.slow
 def test_xla_compiled_training_and_inference(rng):
     xs = branches()
     join = FractalJoin(0.5, seed=13)

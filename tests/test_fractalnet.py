@@ -134,6 +134,7 @@ def test_official_20_layer_parameter_count(trainable):
     assert len([layer for layer in deepest.layers if isinstance(layer, keras.layers.Conv2D)]) == 20
 
 
+@pytest.mark.slow
 def test_40_layer_parameter_count(trainable):
     model = ku.create_model("fractalnet40", classes=100)
     assert trainable(model) == 76_130_724 == expected_trainable(4, (64, 128, 256, 512, 512), 100)
@@ -153,6 +154,7 @@ def test_parameter_count_formula(trainable, columns, filters):
 # -------------------------------------------------------------- drop-path
 
 
+@pytest.mark.slow
 def test_a_global_batch_computes_exactly_one_column(tiny, x):
     """Training with every batch global: each output is exactly one column's
     network (BatchNorm on batch statistics in both), and every column comes up."""
@@ -197,6 +199,7 @@ def test_training_is_random_and_local_batches_mix_columns(rng):
     assert len(outs) > 1
 
 
+@pytest.mark.slow
 def test_xla_and_mixed_precision(tiny, x):
     train = tf.function(lambda v: tiny(v, training=True), jit_compile=True)
     references = [to_numpy(fractal_column(tiny, c)(x, training=True)) for c in range(3)]
@@ -223,6 +226,7 @@ def test_xla_and_mixed_precision(tiny, x):
         np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-2)
 
 
+@pytest.mark.slow
 def test_save_and_load_keeps_the_drop_path_configuration(tiny, x, tmp_path):
     path = tmp_path / "fractal.keras"
     tiny.save(path)

@@ -63,6 +63,7 @@ def paper_aux():
 # ------------------------------------------------------------------ counts
 
 
+@pytest.mark.slow
 def test_parameter_counts(trainable):
     # BVLC's prototxt structure, computed in ARCHITECTURE_FACTS: 6,998,552 / 13,378,280
     # (the aux FC reads 128 x 4 x 4 maps at 224; its width follows the input size).
@@ -79,6 +80,7 @@ def test_parameter_counts(trainable):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_torchvision_parity_with_aux_heads_at_an_odd_size(trainable, rng):
     # 35x35: every ceil-mode pool meets an odd or overhanging map (18, 9, 4, 2), and the
     # adaptive aux pools widen 2x2 maps to 4x4.
@@ -102,6 +104,7 @@ def test_torchvision_parity_with_aux_heads_at_an_odd_size(trainable, rng):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_checkpoint_file_converts(tmp_path, rng):
     import torch
     from safetensors.torch import save_file
@@ -154,6 +157,7 @@ def test_training_loss_weighs_the_aux_heads_by_0_3(rng):
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_main_output_ignores_the_aux_heads_and_aux_dropout_is_training_only(paper_aux, rng):
     main_only = keras.Model(paper_aux.input, paper_aux.outputs[0])
     assert not any(layer.name.startswith("aux") for layer in main_only.layers)
@@ -220,6 +224,7 @@ def test_feature_extractor_stages():
     }
 
 
+@pytest.mark.slow
 def test_registry_and_preprocessing():
     assert ku.create_model("googlenet_tv", input_shape=(32, 32, 3)).name == "googlenet_tv"
     assert ku.create_model("googlenet", input_shape=(32, 32, 3)).name == "googlenet"

@@ -53,6 +53,7 @@ def folder_run(tmp_path_factory):
 # ------------------------------------------------------------------ training on a folder
 
 
+@pytest.mark.slow
 def test_folder_run_stores_class_names_and_data_config(folder_run):
     folder, _, run, record = folder_run
     assert record["complete"] and record["classes"] == 3 and record["input_shape"] == [16, 16, 3]
@@ -194,6 +195,7 @@ def test_predict_bad_model_arguments(tmp_path, capsys):
 # -------------------------------------------------------------------------- evaluate
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_folder_writes_the_report(folder_run, tmp_path, capsys):
     folder, _, run, _ = folder_run
     report_dir = tmp_path / "report"
@@ -248,6 +250,7 @@ _LOAD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_every_recipe_and_optimizer_loads_with_plain_keras(folder_run, tmp_path):
     from keras_ultradeep.training import build, finetune, recipes, settings
 
@@ -263,9 +266,9 @@ def test_every_recipe_and_optimizer_loads_with_plain_keras(folder_run, tmp_path)
         optimizer = build.make_optimizer(run_settings, steps_per_epoch=3, total_epochs=2, boundaries=[3],
                                          learning_rate=phase.learning_rate, schedule=phase.schedule)
         build.compile_model(model, optimizer, label_smoothing=run_settings.label_smoothing, top5=True)
-        y = np.arange(4) % 10
-        model.fit(np.zeros((4, 8, 8, 1), "float32"), np.eye(10)[y] if run_settings.label_smoothing else y,
-                  epochs=1, verbose=0)
+        # The optimizer's slots as a step would create them (folder_run's model.keras
+        # comes from a real training run).
+        optimizer.build(model.trainable_variables)
         path = tmp_path / f"{name}.keras"
         model.save(path)
         paths.append(str(path))
@@ -339,29 +342,7 @@ def _body(model):
     return next(layer for layer in model.layers if hasattr(layer, "layers"))
 
 
-def test_fine_tuning_freezes_then_trains_the_body(pretrained_tag, tmp_path):
-    pretrained, _ = pretrained_tag
-    folder = write_digit_folder(tmp_path / "digits", per_class=8, size=20)
-    record = _tag_train(tmp_path / "run", folder, freeze_epochs=1, epochs=2)
-    assert record["complete"] and record["weights"] == TAG and record["freeze_epochs"] == 1
-    assert record["normalization"] == "mean_std"  # with the tag's statistics
-    assert record["normalization_mean"] == TAG_CONFIG["mean"] and record["normalization_std"] == TAG_CONFIG["std"]
-    info = saving.read_model_info(tmp_path / "run" / "model.keras")
-    assert (info["data_config"]["crop_pct"], info["data_config"]["interpolation"]) == (0.875, "bicubic")
-    assert info["data_config"]["mean"] == TAG_CONFIG["mean"] and info["class_names"] == ["digit_0", "digit_1", "digit_2"]
-
-    final = keras.models.load_model(tmp_path / "run" / "model.keras")
-    body = [w.numpy() for w in _body(final).weights]
-    assert len(body) == len(pretrained)
-    moving = [i for i, (path, _) in enumerate(pretrained) if "moving" in path]
-    kernels = [i for i, (path, _) in enumerate(pretrained) if "kernel" in path]
-    assert moving and kernels
-    for i in moving:  # BatchNorm in inference mode in both phases: statistics untouched
-        np.testing.assert_array_equal(body[i], pretrained[i][1])
-    assert any(not np.array_equal(body[i], pretrained[i][1]) for i in kernels)  # phase 2 trained the body
-    assert final.output_shape == (None, 3)
-
-
+@pytest.mark.slow
 def test_fine_tuning_first_phase_trains_only_the_head(pretrained_tag, tmp_path):
     pretrained, features = pretrained_tag
     folder = write_digit_folder(tmp_path / "digits", per_class=8, size=20)
@@ -390,18 +371,38 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_fine_tuning_resumes_across_the_phase_boundary(pretrained_tag, tmp_path):
+@pytest.mark.slow
+def test_fine_tuning_freezes_then_trains_the_body_and_resumes_across_the_phase_boundary(pretrained_tag, tmp_path):
+    pretrained, _ = pretrained_tag
     folder = write_digit_folder(tmp_path / "digits", per_class=8, size=16)
     options = dict(freeze_epochs=1, epochs=2, seed=1)
     whole = _tag_train(tmp_path / "whole", folder, **options)
+    assert whole["complete"] and whole["weights"] == TAG and whole["freeze_epochs"] == 1
+    assert whole["normalization"] == "mean_std"  # with the tag's statistics
+    assert whole["normalization_mean"] == TAG_CONFIG["mean"] and whole["normalization_std"] == TAG_CONFIG["std"]
+    info = saving.read_model_info(tmp_path / "whole" / "model.keras")
+    assert (info["data_config"]["crop_pct"], info["data_config"]["interpolation"]) == (0.875, "bicubic")
+    assert info["data_config"]["mean"] == TAG_CONFIG["mean"] and info["class_names"] == ["digit_0", "digit_1", "digit_2"]
+
+    final = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    body = [w.numpy() for w in _body(final).weights]
+    assert len(body) == len(pretrained)
+    moving = [i for i, (path, _) in enumerate(pretrained) if "moving" in path]
+    kernels = [i for i, (path, _) in enumerate(pretrained) if "kernel" in path]
+    assert moving and kernels
+    for i in moving:  # BatchNorm in inference mode in both phases: statistics untouched
+        np.testing.assert_array_equal(body[i], pretrained[i][1])
+    assert any(not np.array_equal(body[i], pretrained[i][1]) for i in kernels)  # phase 2 trained the body
+    assert final.output_shape == (None, 3)
+
+    # Interrupted at the end of the first (frozen) phase, then resumed: the same end.
     with pytest.raises(KeyboardInterrupt):
         _tag_train(tmp_path / "cut", folder, callbacks=[_Interrupt()], **options)
     assert not (tmp_path / "cut" / "model.keras").exists()
     resumed = _tag_train(tmp_path / "cut", folder, **options)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
-    a = keras.models.load_model(tmp_path / "whole" / "model.keras")
     b = keras.models.load_model(tmp_path / "cut" / "model.keras")
-    for x, y in zip(a.weights, b.weights):
+    for x, y in zip(final.weights, b.weights):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-4, atol=1e-5)
     assert whole["val_accuracy"] == pytest.approx(resumed["val_accuracy"], abs=1e-6)
 
@@ -424,6 +425,7 @@ def test_fine_tuning_bad_arguments(pretrained_tag, tmp_path, overrides, message)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_predict_with_a_pretrained_tag_names_imagenet_classes(pretrained_tag, tmp_path, capsys):
     from keras_ultradeep import predict
 

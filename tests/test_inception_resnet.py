@@ -58,6 +58,7 @@ def keras_pair(tmp_path_factory):
     return reference, ours
 
 
+@pytest.mark.slow
 def test_keras_weights_file_loads_and_outputs_match(keras_pair, rng):
     reference, ours = keras_pair
     x = rng.uniform(-1.0, 1.0, (2, SIZE, SIZE, 3)).astype("float32")
@@ -91,6 +92,7 @@ def test_keras_layer_for_layer(trainable, keras_pair):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_timm_checkpoint_does_not_fit_the_keras_form(keras_pair, timm_pair):
     reference, _ = timm_pair
     _, ours = keras_pair
@@ -115,6 +117,7 @@ def timm_pair():
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_parameter_count_and_stage_features_match_timm(trainable, timm_pair, rng):
     reference, model = timm_pair
     assert model.name == "inception_resnet_v2"
@@ -129,6 +132,7 @@ def test_parameter_count_and_stage_features_match_timm(trainable, timm_pair, rng
 # ------------------------------------------------------- Inception-ResNet-v1
 
 
+@pytest.mark.slow
 def test_inception_resnet_v1_structure_and_derived_count(trainable):
     model = InceptionResNetV1(input_shape=(299, 299, 3))
     # Derived, not published: conv weights + BN gamma/beta + residual biases + FC
@@ -153,6 +157,7 @@ def test_inception_resnet_v1_structure_and_derived_count(trainable):
     ]
 
 
+@pytest.mark.slow
 def test_facenet_form_and_residual_scale_knobs(trainable):
     model = InceptionResNetV1(
         blocks=(5, 10, 6), linear_final_block=True, residual_scales=(0.1, 0.2, 0.3),
@@ -166,6 +171,7 @@ def test_facenet_form_and_residual_scale_knobs(trainable):
     assert model.layers[-1].name == "block8_6_add"
 
 
+@pytest.mark.slow
 def test_mixed_float16_under_xla(rng):
     import tensorflow as tf
 

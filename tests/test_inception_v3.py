@@ -48,6 +48,7 @@ def keras_reference():
 # ------------------------------------------------------- keras.applications
 
 
+@pytest.mark.slow
 def test_keras_weights_files_load_unchanged(keras_reference, tmp_path, rng):
     from keras.src.legacy.saving import legacy_h5_format
     import h5py
@@ -92,6 +93,7 @@ def test_keras_parameter_count(trainable, keras_reference):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_timm_parity_and_parameter_count(trainable, rng):
     import torch
 
@@ -112,6 +114,7 @@ def test_timm_parity_and_parameter_count(trainable, rng):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_timm_parity_with_the_aux_head(trainable, rng):
     import timm
     import torch
@@ -143,6 +146,7 @@ def test_timm_parity_with_the_aux_head(trainable, rng):
 # --------------------------------------------------------------- aux head
 
 
+@pytest.mark.slow
 def test_aux_head_takes_a_pretrained_trunk_and_weighs_0_4(file_server, monkeypatch, rng):
     """A pretrained tag (keras' ImageNet files have no auxiliary head) fills the
     trunk and the main classifier; the auxiliary head starts untrained."""

@@ -43,6 +43,7 @@ def converted():
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_parameter_count_and_stage_features_match_timm(trainable, converted, rng):
     reference, model = converted
     assert trainable(model) == sum(p.numel() for p in reference.parameters()) == TIMM_V4_PARAMS
@@ -92,6 +93,7 @@ def test_structure(converted):
     assert model.get_layer("head_drop").rate == 0.2
 
 
+@pytest.mark.slow
 def test_default_input_and_family_builder():
     model = InceptionV4(include_top=False, blocks=(1, 1, 1), pooling="avg", input_shape=(SIZE, SIZE, 3))
     assert model.output_shape == (None, 1536)

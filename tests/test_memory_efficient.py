@@ -111,10 +111,12 @@ def test_identical_inference_outputs(pair):
     np.testing.assert_array_equal(efficient.predict_on_batch(x), naive.predict_on_batch(x))
 
 
+@pytest.mark.slow
 def test_equal_gradients_and_statistics_after_a_step(pair):
     _check_step(*pair, jit_compile=False)
 
 
+@pytest.mark.slow
 def test_equal_gradients_and_statistics_under_xla():
     _check_step(*_pair("bc"), jit_compile=True)
 
@@ -134,6 +136,7 @@ def _check_step(naive, efficient, jit_compile):
         np.testing.assert_allclose(efficient_stats[path], value, rtol=0, atol=1e-6, err_msg=path)
 
 
+@pytest.mark.slow
 def test_train_step_updates_equally():
     """``train_on_batch`` (SGD with momentum): weights and statistics after a step."""
     naive, efficient = _pair("bc")
@@ -162,6 +165,7 @@ def test_dropout_follows_the_same_convs():
     np.testing.assert_array_equal(efficient.predict_on_batch(x), naive.predict_on_batch(x))
 
 
+@pytest.mark.slow
 def test_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -184,6 +188,7 @@ def test_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow
 def test_save_and_load_round_trip(tmp_path):
     _, efficient = _pair("bc")
     x, _ = _batch(efficient)
@@ -198,6 +203,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert all(np.isfinite(g).all() for g in got.values())
 
 
+@pytest.mark.slow
 def test_weights_files_load_into_either_form(tmp_path):
     """keras.applications' legacy .h5 and Keras 3 .weights.h5 files, both directions."""
     blocks = (1, 2, 1, 1)
@@ -252,6 +258,7 @@ def test_feature_extractor_finds_the_stages():
     assert names == ["conv2_block16_concat", "conv3_block16_concat", "relu"]
 
 
+@pytest.mark.slow
 def test_named_variants_take_the_knob():
     from keras_ultradeep import registry
 
@@ -322,6 +329,7 @@ DISTRIBUTED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpus():
     result = subprocess.run(
         [sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True, cwd=REPO,

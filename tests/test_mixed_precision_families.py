@@ -12,6 +12,7 @@ from families import SMALL
 
 
 @pytest.mark.parametrize("family", sorted(SMALL))
+@pytest.mark.slow
 def test_family_trains_under_mixed_float16(family):
     keras.utils.set_random_seed(0)
     build, side = SMALL[family]

@@ -26,6 +26,7 @@ def _shapes(model):
     return {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
 
 
+@pytest.mark.slow
 def test_fast_model():
     model = OverFeatFast()
     assert model.input_shape == (None, 231, 231, 3)
@@ -42,6 +43,7 @@ def test_fast_model():
     assert [model.get_layer(n).rate for n in ("fc6_drop", "fc7_drop")] == [0.5, 0.5]
 
 
+@pytest.mark.slow
 def test_accurate_model():
     model = OverFeatAccurate()
     assert model.input_shape == (None, 221, 221, 3)
@@ -56,6 +58,7 @@ def test_accurate_model():
     ]
 
 
+@pytest.mark.slow
 def test_dense_evaluation_over_a_larger_input(rng):
     # 263 = 231 + 32: pool5 is 7x7 and the classifier slides over 2x2 positions.
     model = OverFeatFast(input_shape=(263, 263, 3), classes=5, classifier_activation=None)

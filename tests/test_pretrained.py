@@ -146,6 +146,7 @@ def test_imagenet_is_the_default_tag_but_never_non_commercial():
         weights_lib.resolve("resnext101_32x4d", "imagenet")
 
 
+@pytest.mark.slow
 def test_the_three_spellings_of_a_tag_are_one(monkeypatch):
     loaded = []
     monkeypatch.setattr(contract, "_load_pretrained", lambda model, row, top: loaded.append(row.name))
@@ -239,6 +240,7 @@ def _count_conversions(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_tag_loads_offline_once_and_saved_models_never_fetch(hub_cache, resnet18_checkpoint, monkeypatch, tmp_path, rng):
     import shutil
 
@@ -273,6 +275,7 @@ def test_tag_loads_offline_once_and_saved_models_never_fetch(hub_cache, resnet18
     assert len(conversions) == 3
 
 
+@pytest.mark.slow
 def test_include_top_and_pooling_with_a_tag(hub_cache, resnet18_checkpoint):
     write_hub_cache(hub_cache, "timm/resnet18.a1_in1k", "model.safetensors", resnet18_checkpoint)
     top = ku.create_model("resnet18.a1_in1k")
@@ -303,6 +306,7 @@ def test_offline_without_the_file_says_how_to_prefetch(hub_cache):
     assert list(weights_lib.cache_dir("keras_ultradeep").rglob("*.weights.h5")) == []
 
 
+@pytest.mark.slow
 def test_tampered_download_is_refused_and_removed(hub_cache, resnet18_checkpoint):
     snapshot = write_hub_cache(hub_cache, "timm/resnet18.a1_in1k", "model.safetensors", resnet18_checkpoint)
     ku.create_model("resnet18.a1_in1k", include_top=False, input_shape=SMALL)  # records its sha256
@@ -322,6 +326,7 @@ def test_tampered_download_is_refused_and_removed(hub_cache, resnet18_checkpoint
     assert list(weights_lib.cache_dir("keras_ultradeep").rglob("*.weights.h5")) == []
 
 
+@pytest.mark.slow
 def test_the_manifest_pin_wins(hub_cache, rng):
     """densenet121.tv_in1k is pinned: a file with other bytes is refused, whatever the cache says."""
     model = ku.create_model("densenet121", weights=None, include_top=False, input_shape=SMALL)

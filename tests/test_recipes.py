@@ -161,6 +161,7 @@ def test_optimizers_round_trip_through_the_config():
 # ------------------------------------------------------------- training with recipes
 
 
+@pytest.mark.slow
 def test_recipe_run_on_digits(tmp_path):
     """A paper recipe end to end on the bundled digits, with its overrides recorded."""
     record = fit.train(
@@ -185,6 +186,7 @@ def test_recipe_run_on_digits(tmp_path):
     assert isinstance(model.optimizer, optimizers.SGD)
 
 
+@pytest.mark.slow
 def test_label_smoothing_recipe_uses_categorical_crossentropy(tmp_path, monkeypatch):
     from keras_ultradeep.training import build
 

@@ -39,6 +39,7 @@ def _randomize(model, rng):
     "ours, reference",
     [("ResNet50", "ResNet50"), ("ResNet101", "ResNet101"), ("ResNet152", "ResNet152")],
 )
+@pytest.mark.slow
 def test_keras_applications_weights_load_with_identical_outputs(ours, reference, tmp_path, rng):
     theirs = getattr(keras.applications, reference)(weights=None, input_shape=SMALL, include_top=False,
                                                     pooling="avg")
@@ -58,6 +59,7 @@ def test_keras_applications_weights_load_with_identical_outputs(ours, reference,
     )
 
 
+@pytest.mark.slow
 def test_keras_applications_legacy_h5_with_top(tmp_path, rng):
     theirs = keras.applications.ResNet50(weights=None)
     _randomize(theirs, rng)
@@ -82,6 +84,7 @@ _randomized_timm = randomized_timm
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_timm_checkpoint_file_converts(tmp_path, rng):
     from safetensors.torch import save_file
 
@@ -106,6 +109,7 @@ def test_timm_checkpoint_file_converts(tmp_path, rng):
     )
 
 
+@pytest.mark.slow
 def test_keras_form_does_not_take_a_timm_checkpoint(rng):
     model = ku.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
     timm_form = ku.create_model("resnet50", weights=None, include_top=False, input_shape=(32, 32, 3))
@@ -128,6 +132,7 @@ def test_keras_form_does_not_take_a_timm_checkpoint(rng):
 # ------------------------------------------------------------------ structure
 
 
+@pytest.mark.slow
 def test_stride_placement_and_widths():
     keras_form = ku.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
     timm_form = ku.create_model("resnet50", weights=None, include_top=False, input_shape=(64, 64, 3))
@@ -150,6 +155,7 @@ def test_stride_placement_and_widths():
     assert wide.get_layer("conv5_block3_3_conv").filters == 2048
 
 
+@pytest.mark.slow
 def test_stochastic_depth(rng, tmp_path):
     model = ku.ResNet18(weights=None, input_shape=(32, 32, 3), classes=5, survival_prob=0.5)
     gates = [layer for layer in model.layers if isinstance(layer, StochasticDepth)]
@@ -238,6 +244,7 @@ def _without_batch_norm_affine(trainable, model):
         ("resnext29_16x64d", 68.1, 1, False),
     ],
 )
+@pytest.mark.slow
 def test_cifar_parameter_counts_match_the_papers(trainable, name, millions, digits, with_bn):
     model = ku.create_model(name, input_shape=(8, 8, 3))
     assert model.output_shape == (None, 10)
@@ -266,6 +273,7 @@ def test_cifar_shortcut_options(trainable):
     assert counts["C"] - counts["B"] == 3 * (16 * 16 + 32) + 2 * (32 * 32 + 64) + 2 * (64 * 64 + 128)
 
 
+@pytest.mark.slow
 def test_cifar_stochastic_depth_is_the_papers_resnet110():
     model = ku.create_model("resnet110_cifar", survival_prob=0.5, input_shape=(8, 8, 3))
     probs = [layer.survival_prob for layer in model.layers if isinstance(layer, StochasticDepth)]

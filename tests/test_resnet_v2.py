@@ -16,6 +16,7 @@ SMALL = (64, 64, 3)
 
 
 @pytest.mark.parametrize("name", ["ResNet50V2", "ResNet101V2", "ResNet152V2"])
+@pytest.mark.slow
 def test_keras_applications_weights_load_with_identical_outputs(name, tmp_path, rng):
     theirs = getattr(keras.applications, name)(weights=None, input_shape=SMALL, include_top=False, pooling="avg")
     _randomize(theirs, rng)
@@ -30,6 +31,7 @@ def test_keras_applications_weights_load_with_identical_outputs(name, tmp_path, 
     )
 
 
+@pytest.mark.slow
 def test_keras_applications_legacy_h5_with_top(tmp_path, rng):
     theirs = keras.applications.ResNet50V2(weights=None)
     _randomize(theirs, rng)
@@ -58,6 +60,7 @@ def test_keras_applications_legacy_h5_with_top(tmp_path, rng):
         ("wrn52_1", 0.8, True),
     ],
 )
+@pytest.mark.slow
 def test_cifar_parameter_counts_match_the_papers(trainable, name, millions, with_bn):
     start = time.perf_counter()
     model = ku.create_model(name, input_shape=(8, 8, 3))
@@ -98,6 +101,7 @@ def test_wide_resnet_structure_and_dropout(rng):
     np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(model(x, training=False)))
 
 
+@pytest.mark.slow
 def test_stochastic_depth_on_preact_and_wide():
     preact = ku.create_model("preact_resnet164_cifar", survival_prob=0.5, input_shape=(8, 8, 3))
     probs = [layer.survival_prob for layer in preact.layers if isinstance(layer, StochasticDepth)]
@@ -141,6 +145,7 @@ TIMM_MODELS = ["resnetv2_152"]
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", TIMM_MODELS)
+@pytest.mark.slow
 def test_timm_parity_and_parameter_count(trainable, name, rng):
     import torch
 

@@ -24,6 +24,7 @@ def rir18():
 # ------------------------------------------------------------------- counts
 
 
+@pytest.mark.slow
 def test_parameter_counts(trainable, rir18):
     # ARCHITECTURE_FACTS 2.3 layouts; the paper's own count was not found.
     assert rir18.name == "resnet_in_resnet18_cifar"

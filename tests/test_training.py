@@ -52,6 +52,7 @@ def finished_run(tmp_path_factory):
     return output, record
 
 
+@pytest.mark.slow
 def test_run_folder_contents(finished_run):
     output, record = finished_run
     listing = _listing(output)
@@ -82,6 +83,7 @@ def test_run_folder_contents(finished_run):
     assert len(lines) == 3
 
 
+@pytest.mark.slow
 def test_saved_model_is_the_trained_model(finished_run):
     output, record = finished_run
     model = keras.models.load_model(output / "model.keras", safe_mode=True)
@@ -117,12 +119,14 @@ def test_another_run_in_the_same_folder_is_refused(finished_run):
     assert _listing(output) == before
 
 
+@pytest.mark.slow
 def test_training_learns_the_digits(tmp_path):
     """A small DenseNet gets well above chance in a few epochs (the main job runs longer)."""
     record = _train(tmp_path / "run", epochs=4, batch_size=32, model_kwargs={"depth": 16, "growth_rate": 8})
     assert record["best_val_accuracy"] >= 0.8, record["history"]
 
 
+@pytest.mark.slow
 def test_resumes_after_sigkill(tmp_path):
     """A real ``kill -9`` mid-run; the rerun continues from the last checkpointed epoch."""
     output = tmp_path / "run"
@@ -166,6 +170,7 @@ def test_resumes_after_sigkill(tmp_path):
     assert not any(".tmp-" in name for name in _listing(output))
 
 
+@pytest.mark.slow
 def test_tfds_dataset(tmp_path):
     """Any other name goes through TensorFlow Datasets (mocked: no download here)."""
     import tensorflow_datasets as tfds
@@ -257,6 +262,7 @@ def _final_weights(output):
     return [w.numpy() for w in model.weights], [v.numpy() for v in model.optimizer.variables]
 
 
+@pytest.mark.slow
 def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     """SIGKILL at a random moment after the first checkpoint; the rerun continues from the
     last checkpoint (model, optimizer, schedule step, data order, augmentation) and ends
@@ -317,6 +323,7 @@ class _PoisonAt(keras.callbacks.Callback):
             kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     output = tmp_path / "run"
     with pytest.raises(fit.TrainingDiverged, match="non-finite training loss .* at epoch 2, batch 3"):
@@ -341,6 +348,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 # ------------------------------------------------- XLA and mixed precision
 
 
+@pytest.mark.slow
 def test_mixed_precision_with_a_float32_softmax(tmp_path):
     policy = "mixed_float16"
     record = _train(tmp_path / policy, epochs=1, mixed_precision=policy, tensorboard=False, plot=False)
@@ -353,6 +361,7 @@ def test_mixed_precision_with_a_float32_softmax(tmp_path):
     assert model(np.zeros((2, 8, 8, 1), "float32")).dtype == "float32"
 
 
+@pytest.mark.slow
 def test_bfloat16_head_and_xla_compile(monkeypatch):
     data = datasets.load_dataset("digits", batch_size=8, min_size=8)
     model = build.build_model(
@@ -371,6 +380,7 @@ def test_bfloat16_head_and_xla_compile(monkeypatch):
 # ------------------------------------------------- TensorFlow Datasets, mocked
 
 
+@pytest.mark.slow
 def test_cifar_pipeline_normalizes_and_augments_deterministically():
     import tensorflow_datasets as tfds
 

@@ -99,6 +99,7 @@ def test_tune_refuses_bad_arguments_before_any_work(tmp_path):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_two_trial_search_on_digits_from_the_command_line(tmp_path, capsys):
     output = tmp_path / "search"
     argv = ["tune", "densenet", "--dataset", "digits", "--tuner", "random", "--max-trials", "2"]
@@ -126,6 +127,7 @@ def test_two_trial_search_on_digits_from_the_command_line(tmp_path, capsys):
     np.testing.assert_allclose(served, keras.ops.convert_to_numpy(best(x)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_hyperband_stops_at_max_trials(tmp_path):
     rows = tuner.tune(
         "wide_resnet",

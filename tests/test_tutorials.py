@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here runs models end to end (seconds to minutes)
+
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "docs" / "tutorials"
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)

@@ -78,6 +78,7 @@ def _timm_features(name, seed):
 
 
 @pytest.mark.parametrize("ours, theirs", [("VGG16", "VGG16"), ("VGG19", "VGG19")])
+@pytest.mark.slow
 def test_keras_applications_weights_files_load_unchanged(ours, theirs, tmp_path, rng):
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
@@ -123,6 +124,7 @@ def test_keras_applications_weights_files_load_unchanged(ours, theirs, tmp_path,
 
 
 @pytest.mark.parametrize("name", ["vgg16_keras", "vgg19_keras"])
+@pytest.mark.slow
 def test_full_size_counts_equal_keras_applications(trainable, name):
     model = ku.create_model(name, weights=None)
     assert model.input_shape == (None, 224, 224, 3)
@@ -132,6 +134,7 @@ def test_full_size_counts_equal_keras_applications(trainable, name):
     gc.collect()
 
 
+@pytest.mark.slow
 def test_counts_of_every_configuration(trainable):
     # The features' count does not depend on the input size; the 224 head is HEAD_224.
     for name in ku.list_models("vgg*"):
@@ -150,6 +153,7 @@ def test_counts_of_every_configuration(trainable):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", ["vgg11", "vgg11_bn"])
+@pytest.mark.slow
 def test_timm_parity_at_224(trainable, name, rng):
     """timm's ConvMlp head (a 7x7 conv over the 7x7 map) is our flatten + fc1 at 224."""
     import torch
@@ -380,6 +384,7 @@ def test_bad_knobs(kwargs, error, message):
 
 
 @pytest.mark.torch
+@pytest.mark.slow
 def test_checkpoint_file_converts_without_the_top(tmp_path, rng):
     """A whole timm checkpoint (ConvMlp head included) into a no-top model:
     features.{i} renamed by convert itself, the head's tensors ignored."""

@@ -150,6 +150,7 @@ def served_keras_weights(file_server, monkeypatch, rng):
     return reference, reference_notop, requests
 
 
+@pytest.mark.slow
 def test_pretrained_weights_download_verify_and_match(served_keras_weights, rng):
     reference, reference_notop, requests = served_keras_weights
     x = rng.uniform(0, 1, (1, 224, 224, 3)).astype("float32")
@@ -165,6 +166,7 @@ def test_pretrained_weights_download_verify_and_match(served_keras_weights, rng)
     assert requests == ["/top.h5", "/notop.h5"]
 
 
+@pytest.mark.slow
 def test_corrupted_cache_gives_clear_error(served_keras_weights):
     _, _, requests = served_keras_weights
     ku.DenseNet121(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
