@@ -71,3 +71,17 @@ SMALL = {
     "fractalnet": (_family("fractalnet", "FractalNet", columns=3, blocks=2, filters=(8, 16)), 8),
     "highway": (_family("highway", "HighwayNetCIFAR", stages=((8, 1), (16, 1)), head_filters=10), 8),
 }
+
+
+def check_declared_stages(name, model):
+    """``ku.feature_extractor(model)`` gives the stages that the family of
+    registered model ``name`` declares: their keys, layers and order."""
+    from keras_ultradeep import registry
+
+    declared = registry.feature_stages(name)
+    extractor = ku.feature_extractor(model)
+    assert list(extractor.output) == [f"stage{i + 1}_s{r}" for i, (_, r) in enumerate(declared)], name
+    for key, (layer, _) in zip(extractor.output, declared):
+        assert extractor.output[key] is model.get_layer(layer).output, (name, key, layer)
+    reductions = [r for _, r in declared]
+    assert reductions == sorted(reductions), name

@@ -18,6 +18,7 @@ import keras_ultradeep as ku
 from keras_ultradeep import registry, zoo
 
 import reference_counts
+from families import check_declared_stages
 
 ALL_MODELS = ku.list_models()
 
@@ -51,11 +52,11 @@ def test_default_build_counts_and_zoo_row(trainable, name, rng):
     entry = registry.model_entry(name)
     model = zoo.build_at_default(name)
     size = entry.default_size
-    assert model.input_shape == (None, size, size, 3)
+    assert model.input_shape[:3] == (None, size, size)  # LeNet-5's default input has one channel
     assert zoo.row(name, model) == zoo.table()[name], f"run `python -m keras_ultradeep.zoo {name}`"
     classes = model.output_shape[-1]
     assert classes in (10, 1000)
-    y = keras.ops.convert_to_numpy(model(_batch(rng, size, 3, n=1), training=False))
+    y = keras.ops.convert_to_numpy(model(_batch(rng, size, model.input_shape[-1], n=1), training=False))
     assert y.shape == (1, classes)
     np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)  # softmax head
 
@@ -65,6 +66,8 @@ def test_default_build_counts_and_zoo_row(trainable, name, rng):
         assert trainable(model) == reference_counts.TRAINABLE[name]
     if name in reference_counts.PAPER_MILLIONS:
         assert round(trainable(model) / 1e6, 1) == reference_counts.PAPER_MILLIONS[name]
+    if registry.declares_stages(name):  # its feature stages (features.py) on the same model
+        check_declared_stages(name, model)
 
 
 @pytest.mark.parametrize("name", ONE_PER_BUILDER)
