@@ -3,10 +3,11 @@
 For each architecture, a timm model with random weights and randomized
 BatchNorm statistics is saved as ``model.safetensors`` in a huggingface_hub
 cache (``models--timm--<arch>.<tag>/snapshots/<commit>/...`` + ``refs/main``)
-and loaded offline through ``ku.create_model("<arch>.<tag>")``: it gives
-timm's logits with timm's parameter count, and (for the light architectures
-and VGG, whose timm head needs 224x224 inputs) its no-top form gives timm's
-pooled features. Every other tag of the architecture goes through
+and loaded offline through ``ku.create_model("<arch>.<tag>")``: its no-top
+form gives timm's pooled features (a pretrained top needs the default input).
+For one or more architectures of each family the same checkpoint converted
+into the model with its head gives timm's logits with timm's parameter count
+(one build per architecture otherwise). Every other tag of the architecture goes through
 the strict mapping with a checkpoint of the right shapes (all tags of one
 architecture share them) and names the same number of classes.
 """
@@ -23,8 +24,7 @@ from keras_ultradeep.convert import common as convert_common
 from hub_fixtures import write_hub_cache
 from timm_models import assert_parity, calibrated_timm, nchw
 
-# Built at small inputs. The light ones (one or more of each family but the
-# Inception-v4 line) also load the tag without its top.
+# Built at small inputs; the light ones are one or more of each family.
 LIGHT = {
     "resnet18", "resnet34", "resnet50", "resnext50_32x4d", "resnetv2_18", "resnetv2_34", "resnetv2_50",
     "densenet121", "densenet169", "dpn68", "dpn68b", "cspresnet50", "cspresnext50", "cspdarknet53",
@@ -34,6 +34,9 @@ ARCHS = sorted({row.arch for row in weights_lib.rows() if row.source == "timm"})
 # timm's VGG head is an MLP of 7x7 and 1x1 convs: its logits need 224x224
 # inputs (test_vgg.py checks them there); features are compared here.
 FEATURES_ONLY = {arch for arch in ARCHS if arch.startswith("vgg")}
+# The checkpoint converted into the model with its head gives timm's logits: the
+# light architectures (one or more of each family) and the Inception-v4 line.
+WITH_LOGITS = (LIGHT | {"inception_v4", "inception_resnet_v2"}) - FEATURES_ONLY
 
 
 def _size(arch):
@@ -75,17 +78,22 @@ def test_timm_tag_loads_offline_to_timm_outputs(arch, hub_cache, rng, record_pro
         logits = reference(nchw(x)).numpy()
     pooled = features.mean(dim=(2, 3)).numpy()
 
-    if arch in LIGHT or arch in FEATURES_ONLY:  # the no-top conversion, for one or more of each family
-        ours = ku.create_model(row.name, include_top=False, pooling="avg", input_shape=(size, size, 3))
-        diff, _ = assert_parity(_numpy(ours(x, training=False)), pooled, f"{row.name} pooled features")
-        record_property("features_relative_diff", diff)
-        del ours
-    if arch not in FEATURES_ONLY:
-        # The checkpoint through the tag, as users load it: timm's logits.
-        full = ku.create_model(row.name, input_shape=(size, size, 3), classifier_activation=None)
+    # The tag as users load it (a pretrained top needs the default input: the no-top form here).
+    ours = ku.create_model(row.name, include_top=False, pooling="avg", input_shape=(size, size, 3))
+    diff, _ = assert_parity(_numpy(ours(x, training=False)), pooled, f"{row.name} pooled features")
+    record_property("features_relative_diff", diff)
+    del ours
+
+    if arch in WITH_LOGITS:  # the head's mapping, for one or more of each family
+        numpy_state = {k: v.numpy() for k, v in state.items()}
+        full = ku.create_model(
+            arch, weights=None, input_shape=(size, size, 3), classifier_activation=None,
+            **weights_lib.resolve(arch, row.tag, warn=False).architecture,
+        )
+        convert_common.convert_into(full, numpy_state, convert_common.family_module(registry.model_entry(arch).family))
         trainable = sum(int(np.prod(w.shape)) for w in full.trainable_weights)
         assert trainable == sum(p.numel() for p in reference.parameters())
-        diff, _ = assert_parity(_numpy(full(x, training=False)), logits, f"{row.name} logits ({trainable:,} trainable)")
+        diff, _ = assert_parity(_numpy(full(x, training=False)), logits, f"{arch} logits ({trainable:,} trainable)")
         record_property("logits_relative_diff", diff)
     mapping = convert_common.family_module(registry.model_entry(arch).family)
 
