@@ -122,8 +122,9 @@ def _check_format(format, output):
     if missing:
         raise ValueError(
             f"format: {format!r} needs {' and '.join(missing)}; install them with "
-            + ('pip install "keras-ultradeep[export]"' if backend == "tensorflow"
-               else f"pip install {' '.join(missing)} (on the {backend} backend)")
+            + {"tensorflow": 'pip install "keras-ultradeep[export]"',
+               "jax": 'pip install "keras-ultradeep[jax-export]"'}.get(
+                backend, f"pip install {' '.join(missing)} (on the {backend} backend)")
         )
     return spec
 

@@ -115,6 +115,11 @@ def test_file_format_needs_its_suffix_and_its_runtime(model_file, tmp_path, monk
     )
     with pytest.raises(ValueError, match=r"format: 'onnx' needs tf2onnx; .*keras-ultradeep\[export\]"):
         export.export_model(model_file, tmp_path / "model.onnx", format="onnx")
+    # On JAX, Keras converts through jax2onnx: the message names the extra that brings it.
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match=r"format: 'onnx' needs jax2onnx and onnxruntime; .*keras-ultradeep\[jax-export\]"):
+        export.export_model(model_file, tmp_path / "model.onnx", format="onnx")
     assert list(tmp_path.iterdir()) == []
 
 
