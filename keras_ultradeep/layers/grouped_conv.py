@@ -82,6 +82,54 @@ def _tf_grouped_convolution(inputs, kernel, *, strides, padding, dilations, grou
     return convolution(inputs, kernel)
 
 
+def _jax_grouped_convolution(inputs, kernel, *, strides, padding, dilations, groups):
+    """XLA's grouped convolution, with its gradients taken group by group on a CPU.
+
+    XLA's CPU backend runs a grouped convolution's forward pass well, but its
+    gradients (a convolution with ``batch_group_count`` for the kernel) ~90x
+    slower than the same gradients computed one group at a time
+    (benchmarks/grouped_conv_jax.py; ResNeXt-50 trained at 0.03x timm's speed
+    on JAX because of it, docs/benchmarks.md). On a GPU the op is left to XLA.
+    The forward pass stays one
+    grouped op; the backward pass is the VJP of ``groups`` plain convolutions
+    on channel slices: the same numbers.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    options = dict(window_strides=tuple(strides), padding=padding.upper(), rhs_dilation=tuple(dilations),
+                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def grouped(x, k):
+        return jax.lax.conv_general_dilated(x, k, feature_group_count=groups, **options)
+
+    def group_by_group(x, k):
+        return jnp.concatenate(
+            [jax.lax.conv_general_dilated(x_group, k_group, **options)
+             for x_group, k_group in zip(jnp.split(x, groups, axis=-1), jnp.split(k, groups, axis=-1))],
+            axis=-1,
+        )
+
+    @jax.custom_vjp
+    def convolution(x, k):
+        return grouped(x, k)
+
+    def forward(x, k):
+        return grouped(x, k), (x, k)
+
+    def backward(residuals, dy):
+        return jax.vjp(group_by_group, *residuals)[1](dy)
+
+    convolution.defvjp(forward, backward)
+    return convolution(inputs, kernel)
+
+
+def _jax_on_cpu():
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 @keras.saving.register_keras_serializable(package="keras_ultradeep")
 class GroupedConv2D(keras.layers.Layer):
     """A 2-D convolution whose input and output channels are split into
@@ -197,6 +245,11 @@ class GroupedConv2D(keras.layers.Layer):
             )
             if upcast:
                 outputs = tf.cast(outputs, tf.float16)
+        elif keras.backend.backend() == "jax" and self.groups > 1 and _jax_on_cpu():
+            outputs = _jax_grouped_convolution(
+                inputs, kernel, strides=self.strides, padding=self.padding, dilations=self.dilation_rate,
+                groups=self.groups,
+            )
         else:
             outputs = ops.conv(
                 inputs, kernel, strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate
