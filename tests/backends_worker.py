@@ -8,7 +8,8 @@ backend (``check``: loads what TensorFlow saved, runs the same inputs, trains
 a step, and writes its own outputs beside). The test compares the numbers.
 
 PART is ``layers`` (every custom layer), ``families`` (a small model of each
-family, tests/families.py), ``weights`` (a keras.applications-layout ``.h5``
+family, tests/families.py), ``registered`` (registered models as ``create_model``
+gives them, ``BACKENDS_MODELS`` names them), ``weights`` (a keras.applications-layout ``.h5``
 and a converted timm checkpoint, both written on TensorFlow) or ``features``
 (export formats and ``train --distribute`` strategies: they work or name the
 backend).
@@ -284,6 +285,38 @@ def weights_part(folder, mode):
     return sorted(arrays)
 
 
+# ------------------------------------------------------------------ registered
+
+
+def registered_part(folder, mode):
+    """Every registered model, as ``create_model`` gives it at its default input on
+    this backend: its parameter counts are its row of the shipped zoo table (measured
+    on TensorFlow), and it predicts a softmax over its classes. With the batch's
+    own statistics, as at a first training step: untrained and in inference mode,
+    ResNet-1202's activations may overflow float32 (see test_contract)."""
+    import time
+
+    from keras_ultradeep import registry, zoo
+
+    names = os.environ.get("BACKENDS_MODELS")
+    names = names.split(",") if names else registry.list_models()
+    results = {}
+    for name in names:
+        start = time.perf_counter()
+        keras.utils.set_random_seed(0)
+        model = zoo.build_at_default(name)
+        x = np.random.default_rng(0).uniform(0, 1, (1, *model.input_shape[1:])).astype("float32")
+        y = _numpy(model(x, training=True))
+        results[name] = {
+            "row": zoo.row(name, model), "expected": zoo.table()[name],
+            "classes": int(model.output_shape[-1]), "output_shape": list(y.shape), "finite": bool(np.isfinite(y).all()),
+            "sum": float(y.sum()), "seconds": time.perf_counter() - start,
+        }
+        del model
+        keras.backend.clear_session()
+    return results
+
+
 # ----------------------------------------------------- TensorFlow-only features
 
 
@@ -317,7 +350,8 @@ def features_part(folder, mode):
     return results
 
 
-PARTS = {"features": features_part, "layers": layers_part, "families": families_part, "weights": weights_part}
+PARTS = {"features": features_part, "layers": layers_part, "families": families_part, "weights": weights_part,
+         "registered": registered_part}
 
 
 def main(argv):

@@ -85,3 +85,16 @@ def check_declared_stages(name, model):
         assert extractor.output[key] is model.get_layer(layer).output, (name, key, layer)
     reductions = [r for _, r in declared]
     assert reductions == sorted(reductions), name
+
+
+def one_per_family_builder():
+    """The smallest registered model (fewest parameters) of each family builder:
+    ResNet-20 for ResNet-20 ... ResNet-1202, one per builder across the 28 families."""
+    from keras_ultradeep import registry, zoo
+
+    groups = {}
+    for name in ku.list_models():
+        entry = registry.model_entry(name)
+        builder = getattr(entry.builder, "family_builder", entry.builder)
+        groups.setdefault((entry.family, builder), []).append(name)
+    return sorted(min(names, key=lambda name: zoo.table()[name]["params"]) for names in groups.values())

@@ -18,21 +18,10 @@ import keras_ultradeep as ku
 from keras_ultradeep import registry, zoo
 
 import reference_counts
-from families import check_declared_stages
+from families import check_declared_stages, one_per_family_builder
 
 ALL_MODELS = ku.list_models()
-
-
-def _smallest_of_each_family_builder():
-    groups = {}
-    for name in ALL_MODELS:
-        entry = registry.model_entry(name)
-        builder = getattr(entry.builder, "family_builder", entry.builder)
-        groups.setdefault((entry.family, builder), []).append(name)
-    return sorted(min(names, key=lambda name: zoo.table()[name]["params"]) for names in groups.values())
-
-
-ONE_PER_BUILDER = _smallest_of_each_family_builder()
+ONE_PER_BUILDER = one_per_family_builder()
 
 
 def _batch(rng, size, channels, n=2):
