@@ -86,13 +86,12 @@ def _jax_grouped_convolution(inputs, kernel, *, strides, padding, dilations, gro
     """XLA's grouped convolution, with its gradients taken group by group on a CPU.
 
     XLA's CPU backend runs a grouped convolution's forward pass well, but its
-    gradients (a convolution with ``batch_group_count`` for the kernel) ~90x
-    slower than the same gradients computed one group at a time
-    (benchmarks/grouped_conv_jax.py; ResNeXt-50 trained at 0.03x timm's speed
-    on JAX because of it, docs/benchmarks.md). On a GPU the op is left to XLA.
-    The forward pass stays one
-    grouped op; the backward pass is the VJP of ``groups`` plain convolutions
-    on channel slices: the same numbers.
+    gradients (a convolution with ``batch_group_count`` for the kernel) 28-88x
+    slower than the same gradients computed one group at a time on ResNeXt-50's
+    shapes (benchmarks/grouped_conv_jax.py); ResNeXt-50 trained at 0.03x timm's
+    speed on JAX because of it (docs/benchmarks.md). The forward pass stays one
+    grouped op; the backward pass is the VJP of ``groups`` plain convolutions on
+    channel slices: the same numbers. On a GPU the op is left to XLA.
     """
     import jax
     import jax.numpy as jnp
