@@ -82,6 +82,7 @@ __all__ = [
 DIGITS = "digits"
 DIGITS_VALIDATION_FRACTION = 0.2
 _SHUFFLE_BUFFER = 10_000
+_EPOCH_GRAPH_SEED = 1  # the graph-level seed of each epoch's shuffle (see _pipelines)
 
 # Datasets validated on their "validation" split: ImageNet's "test" has no labels, and
 # Imagenette has no "test" (TFDS does not know the splits before the download).
@@ -171,6 +172,12 @@ def _pipelines(train, validation, prep, *, batch_size, seed, train_examples, lab
     buffer = min(train_examples, _SHUFFLE_BUFFER)
 
     def epoch(index):
+        # tf.data pairs an op seed with the graph's seed and compares the pair with
+        # (0, 0) in Python, which fails for a tensor op seed when the global seed is
+        # 0. Setting the seed of this traced function's own graph (the global seed is
+        # untouched) avoids that, and makes the epoch's order depend on ``seed`` and
+        # the epoch alone, whatever global seed the caller set.
+        tf.random.set_seed(_EPOCH_GRAPH_SEED)
         index = tf.cast(index, tf.int64)
         epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + index
         data = train.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False).enumerate()

@@ -49,7 +49,6 @@ from __future__ import annotations
 import time
 
 import keras
-import tensorflow as tf
 
 from keras_ultradeep import checks
 from keras_ultradeep.stats import parameter_counts
@@ -301,10 +300,6 @@ def train(
     strategy = distribute_lib.make_strategy(distribute)  # before other TensorFlow work
     chief = distribute_lib.is_chief(strategy)
     keras.utils.set_random_seed(seed)
-    # TensorFlow's own global seed (tf.data's shuffles) must not be 0: tf.data
-    # compares (global, op) seeds with (0, 0), which a per-epoch tensor seed
-    # cannot take part in. Keras' initializers use Keras' seed, set above.
-    tf.random.set_seed(seed + 1)
     data = _load_data(settings, entry, data_dir=data_dir, manual_dir=manual_dir)
     total_epochs = recipes.run_epochs(settings.record(), data.steps_per_epoch)
     boundaries = recipes.schedule_boundaries(settings.record(), data.steps_per_epoch)
