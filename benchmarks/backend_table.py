@@ -15,7 +15,9 @@ throughput; no timm model, so its ratio is memory-efficient / naive).
 ``--device gpu`` uses a GPU's batch sizes, mixed precision (AMP for timm) and
 XLA; ``--dry-run`` runs every configuration at 32x32, batch 2, one step
 (``--only`` and ``--backends`` narrow it). Writes ``backends.json`` and
-``backends.md`` into ``--output``.
+``backends.md`` into ``--output``. A row whose worker fails (one that runs
+out of memory is killed: exit -9) is listed under ``failed`` and the run goes
+on; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def _markdown(report):
     out = [
         f"Device: {report['device']} ({report['machine']}); started {report['started']}; "
         f"{report['seconds']:.0f} s in all; rows skipped for time: {', '.join(report['skipped']) or 'none'}.",
+        *[f"Failed: {failure['row']}: {failure['error']}" for failure in report.get("failed", ())],
         "",
         "| row | configuration | backend | XLA / compile | images/s | peak MB | vs reference | reference |",
         "|---|---|---|---|---|---|---|---|",
@@ -177,7 +180,7 @@ def main(argv=None):
     output.mkdir(parents=True, exist_ok=True)
     report = {"device": args.device, "machine": platform.processor() or platform.machine(),
               "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "dry_run": args.dry_run,
-              "results": [], "skipped": [], "seconds": 0.0}
+              "results": [], "skipped": [], "failed": [], "seconds": 0.0}
     start = time.perf_counter()
     for call in calls:
         label = f"{call['row']} / {call['configuration']}"
@@ -185,8 +188,15 @@ def main(argv=None):
             report["skipped"].append(label)
             continue
         print(f"{label} on {', '.join(call['kwargs']['backend'])}", flush=True)
-        result = bench.benchmark(**call["kwargs"])
-        report["results"].append({"row": call["row"], "configuration": call["configuration"], "result": result})
+        try:
+            result = bench.benchmark(**call["kwargs"])
+        except RuntimeError as error:  # a worker that failed (out of memory: exit -9): noted, and on
+            reason = str(error).splitlines()[0]
+            print(f"{label}: {reason}", file=sys.stderr, flush=True)
+            report["failed"].append({"row": label, "error": reason})
+        else:
+            report["results"].append({"row": call["row"], "configuration": call["configuration"],
+                                      "result": result})
         report["seconds"] = time.perf_counter() - start
         report["table"] = _rows(report)
         # Written after every row: a run cut short keeps what it measured.
@@ -195,7 +205,7 @@ def main(argv=None):
     write_text(output / "backends.json", json.dumps(report, indent=1))
     write_text(output / "backends.md", _markdown(report))
     print(f"Wrote {output / 'backends.json'} and {output / 'backends.md'}")
-    return 0
+    return 1 if report["failed"] else 0
 
 
 if __name__ == "__main__":

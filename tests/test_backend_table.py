@@ -72,3 +72,27 @@ def test_gpu_script_refuses_without_a_gpu(tmp_path):
     assert result.returncode != 0
     assert "no CUDA device visible to torch" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_failed_row_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):
+    """A worker killed for memory (exit -9) fails its row only: listed under
+    ``failed`` (JSON and Markdown), the next rows measured, exit status 1."""
+    calls = []
+
+    def benchmark(**kwargs):
+        calls.append(kwargs)
+        if not kwargs["memory_efficient"]:
+            raise RuntimeError("the ours benchmark of densenet_bc250_k24 on torch failed (exit -9):\n")
+        return {"backends": {"torch": {"jit_compile": False, "images_per_sec": 2.5, "peak_memory_mb": 900.0}}}
+
+    monkeypatch.setattr(backend_table.bench, "benchmark", benchmark)
+    status = backend_table.main(["--output", str(tmp_path), "--only", "densenet_bc250",
+                                 "--backends", "torch", "--configurations", "default"])
+    assert status == 1 and len(calls) == 2
+    report = json.loads((tmp_path / "backends.json").read_text())
+    assert report["failed"] == [{"row": "densenet_bc250-train / default",
+                                 "error": "the ours benchmark of densenet_bc250_k24 on torch failed (exit -9):"}]
+    assert [line["row"] for line in report["table"]] == ["densenet_bc250-memory_efficient-train"]
+    markdown = (tmp_path / "backends.md").read_text()
+    assert "Failed: densenet_bc250-train / default: the ours benchmark" in markdown
+    assert "| densenet_bc250-memory_efficient-train | default | torch | no | 2.50 | 900 | - | - |" in markdown
