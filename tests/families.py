@@ -89,7 +89,7 @@ def check_declared_stages(name, model):
 
 def one_per_family_builder():
     """The smallest registered model (fewest parameters) of each family builder:
-    ResNet-20 for ResNet-20 ... ResNet-1202, one per builder across the 28 families."""
+    ResNet-20 for ResNet-20 ... ResNet-1202, one per builder of every family."""
     from keras_ultradeep import registry, zoo
 
     groups = {}
